@@ -1,0 +1,15 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from apps.labs import api
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("labs", api.LabViewSet, basename="lab")
+router.register("memberships", api.MembershipViewSet, basename="membership")
+router.register("tokens", api.ApiTokenViewSet, basename="token")
+
+urlpatterns = [
+    path("me/", api.MeView.as_view(), name="me"),
+    *router.urls,
+]

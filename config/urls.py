@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from apps.core import api as core_api
+
+api_v1 = [
+    path("", include("apps.labs.urls_api")),
+    path("health/", include("apps.core.urls_api")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+    path("", include("apps.labs.urls")),
+]
+
+
+def handler404(request, exception=None):
+    """JSON for API paths, the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return core_api.json_404(request, exception)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return core_api.json_500(request)
+    from django.views.defaults import server_error
+
+    return server_error(request)
