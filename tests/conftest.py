@@ -16,6 +16,12 @@ from apps.labs.roles import Role
 from tests.factories import LabFactory, MembershipFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness costs a quarter second per user; tests create many.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @dataclass
 class Personas:
     lab_a: Lab

@@ -130,9 +130,6 @@ class MembershipViewSet(LabScopedMixin, viewsets.ModelViewSet):
         )
         return Response(MembershipSerializer(membership).data)
 
-    def update(self, request, *args, **kwargs):
-        return self.partial_update(request, *args, **kwargs)
-
     def perform_destroy(self, instance):
         services.membership_remove(membership=instance, actor=self.request.user)
 

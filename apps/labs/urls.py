@@ -7,4 +7,12 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("labs/new/", views.lab_create, name="lab-create"),
+    path("labs/switch/", views.lab_switch, name="lab-switch"),
+    path("members/", views.members, name="members"),
+    path("members/add/", views.membership_add, name="membership-add"),
+    path("members/<int:pk>/role/", views.membership_change_role, name="membership-role"),
+    path("members/<int:pk>/remove/", views.membership_remove, name="membership-remove"),
+    path("tokens/", views.tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
 ]

@@ -5,6 +5,7 @@ from apps.labs import api
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+router.include_format_suffixes = False
 router.register("labs", api.LabViewSet, basename="lab")
 router.register("memberships", api.MembershipViewSet, basename="membership")
 router.register("tokens", api.ApiTokenViewSet, basename="token")

@@ -1,0 +1,192 @@
+"""Tenancy, proved on every API route that is registered.
+
+The routes come from Django's resolver, not from a list kept by hand: a route added later is
+covered without anyone remembering. Each route must say whose data it serves (``tenancy`` on its
+view) and, unless public, have an object factory below; otherwise this test fails and says what to
+add.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from apps.labs.models import ApiToken, Lab, Membership
+from apps.labs.services import api_token_create
+from tests.conftest import Personas, client_for
+
+DOC_VIEWS = (SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView)
+WRITE_METHODS = ("post", "put", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    pattern: str
+    view: type
+    methods: tuple[str, ...]
+    detail: bool
+
+    def url(self, pk=None) -> str:
+        return reverse(self.name, kwargs={"pk": pk} if self.detail else None)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.pattern})"
+
+
+def _walk(patterns, prefix=""):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry
+
+
+def api_routes() -> list[Route]:
+    routes = []
+    for pattern, entry in _walk(get_resolver().url_patterns):
+        if not pattern.lstrip("^").startswith("api/v1/"):
+            continue
+        view = getattr(entry.callback, "cls", None) or getattr(entry.callback, "view_class", None)
+        actions = getattr(entry.callback, "actions", None)
+        if actions is not None:
+            allowed = getattr(view, "http_method_names", ())
+            methods = tuple(m for m in actions if m in ("get", *WRITE_METHODS) and m in allowed)
+        else:
+            methods = tuple(m for m in ("get", *WRITE_METHODS) if hasattr(view, m))
+        detail = "pk" in entry.pattern.regex.groupindex
+        routes.append(Route(entry.name, pattern, view, methods, detail))
+    return routes
+
+
+ROUTES = api_routes()
+PROTECTED = [r for r in ROUTES if not issubclass(r.view, DOC_VIEWS)
+             and getattr(r.view, "tenancy", None) != "public"]
+
+
+# --- What each resource needs: an object of lab A (or of a user of lab A) -------------------
+def _membership(p: Personas) -> Membership:
+    return Membership.objects.get(user=p.researcher_a, lab=p.lab_a)
+
+
+def _token(p: Personas) -> ApiToken:
+    return api_token_create(user=p.viewer_a, name="viewer's token")[0]
+
+
+# basename -> (object of lab A or of viewer_a, the model, a valid create body naming lab A,
+#              a row lab B's admin should see in the same list)
+RESOURCES: dict[str, tuple[Callable[[Personas], object], type, Callable[[Personas], dict] | None,
+                           Callable[[Personas], object]]] = {
+    # Creating a lab is open to anyone (see below), so it has no lab-A body.
+    "lab": (lambda p: p.lab_a, Lab, None, lambda p: p.lab_b),
+    "membership": (_membership, Membership,
+                   lambda p: {"lab": p.lab_a.pk, "user": "outsider", "role": "viewer"},
+                   lambda p: Membership.objects.get(user=p.admin_b)),
+    # User-owned: there is nothing of a lab to write.
+    "token": (_token, ApiToken, None, lambda p: api_token_create(user=p.admin_b, name="b")[0]),
+}
+UPDATE_BODY = {"lab": {"name": "Renamed"}, "membership": {"role": "admin"}, "token": {}}
+
+
+def _basename(route: Route) -> str:
+    return route.name.rsplit("-", 1)[0]
+
+
+def test_every_api_route_declares_its_tenancy():
+    assert len(ROUTES) >= 7, [str(r) for r in ROUTES]
+    for route in ROUTES:
+        if issubclass(route.view, DOC_VIEWS):
+            continue
+        assert getattr(route.view, "tenancy", None) in ("lab", "user", "public"), (
+            f"{route}: set `tenancy` on {route.view.__name__} (use LabScopedMixin or "
+            "UserOwnedMixin from apps/labs/tenancy.py)"
+        )
+        if route.detail or getattr(route.view, "tenancy", None) == "lab":
+            assert _basename(route) in RESOURCES, (
+                f"{route}: add a factory for {_basename(route)!r} to RESOURCES in this test"
+            )
+
+
+@pytest.mark.parametrize("route", PROTECTED, ids=str)
+def test_anonymous_is_refused_everywhere(route, personas):
+    obj = RESOURCES[_basename(route)][0](personas) if route.detail else None
+    client = client_for(None)
+    for method in route.methods:
+        response = getattr(client, method)(route.url(getattr(obj, "pk", None)), {}, format="json")
+        assert response.status_code in (401, 403), (route, method, response.status_code)
+        assert response.json()["error"]["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("route", [r for r in PROTECTED if r.detail], ids=str)
+def test_member_of_another_lab_gets_404(route, personas):
+    make, model, _, _ = RESOURCES[_basename(route)]
+    obj = make(personas)
+    client = client_for(personas.admin_b)  # the most privileged member of lab B
+    for method in route.methods:
+        body = UPDATE_BODY[_basename(route)] if method in ("put", "patch") else {}
+        response = getattr(client, method)(route.url(obj.pk), body, format="json")
+        assert response.status_code == 404, (route, method, response.status_code)
+        assert response.json()["error"]["code"] == "not_found"
+    reloaded = model.objects.get(pk=obj.pk)  # untouched
+    assert {f.name: getattr(reloaded, f.name) for f in model._meta.concrete_fields} == {
+        f.name: getattr(obj, f.name) for f in model._meta.concrete_fields
+    }
+
+
+@pytest.mark.parametrize("route", [r for r in PROTECTED if not r.detail and "get" in r.methods
+                                   and r.view.tenancy != "public"], ids=str)
+def test_lists_show_nothing_of_another_lab(route, personas):
+    if _basename(route) not in RESOURCES:  # a non-collection route such as /me/
+        response = client_for(personas.admin_b).get(route.url())
+        assert "lab-a" not in response.content.decode()
+        return
+    make, _, _, make_own = RESOURCES[_basename(route)]
+    obj, own = make(personas), make_own(personas)
+    response = client_for(personas.admin_b).get(route.url())
+    assert response.status_code == 200
+    ids = [row["id"] for row in response.json()["results"]]
+    assert own.pk in ids
+    assert obj.pk not in ids
+
+
+@pytest.mark.parametrize(
+    "route", [r for r in PROTECTED if getattr(r.view, "tenancy", None) == "lab"], ids=str
+)
+def test_viewer_gets_403_on_writes(route, personas):
+    make, model, create_body, _ = RESOURCES[_basename(route)]
+    obj = make(personas)
+    client = client_for(personas.viewer_a)
+    before = model.objects.count()
+    for method in route.methods:
+        if method == "get":
+            assert client.get(route.url(obj.pk if route.detail else None)).status_code == 200
+            continue
+        if not route.detail and create_body is None:
+            continue  # creating this resource is not a write inside an existing lab
+        body = (UPDATE_BODY[_basename(route)] if method in ("put", "patch")
+                else create_body(personas) if not route.detail else {})
+        response = getattr(client, method)(route.url(obj.pk if route.detail else None), body,
+                                           format="json")
+        assert response.status_code == 403, (route, method, response.status_code, response.json())
+        assert response.json()["error"]["code"] == "permission_denied"
+    assert model.objects.count() == before
+
+
+def test_creating_a_lab_is_open_and_makes_the_creator_its_admin(personas):
+    response = client_for(personas.viewer_a).post("/api/v1/labs/", {"name": "New"}, format="json")
+    assert response.status_code == 201
+    lab = Lab.objects.get(pk=response.json()["id"])
+    assert Membership.objects.get(lab=lab, user=personas.viewer_a).role == "admin"
+    assert response.json()["role"] == "admin"
+
+
+def test_tokens_of_another_user_are_not_found(personas):
+    token = _token(personas)
+    response = client_for(personas.admin_a).delete(f"/api/v1/tokens/{token.pk}/")
+    assert response.status_code == 404
+    token.refresh_from_db()
+    assert token.revoked_at is None
