@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from config.celery import app as celery_app
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_without_a_broker_is_down(client, monkeypatch):
+    # A port nothing listens on: the broker check must fail fast and say so.
+    dead = "redis://127.0.0.1:9/0"
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
+    monkeypatch.setattr(celery_app.conf, "broker_url", dead)
+    response = client.get("/api/v1/health/")
+    assert response.status_code == 503
+    report = response.json()
+    assert report["status"] == "down"
+    assert report["database"]["ok"] is True
+    assert report["broker"]["ok"] is False and "Error" in report["broker"]["error"]
+    assert report["workers"]["ok"] is False
+
+
+def test_health_is_public_and_reports_components(client):
+    response = client.get("/api/v1/health/")
+    assert response.status_code == 200
+    report = response.json()
+    assert report["database"] == {"ok": True, "vendor": report["database"]["vendor"],
+                                  "latency_ms": report["database"]["latency_ms"]}
+    assert report["broker"]["ok"] is True
+    # Whether a worker runs on this machine is not ours to decide; the report must say which.
+    assert report["status"] == ("ok" if report["workers"]["ok"] else "degraded")

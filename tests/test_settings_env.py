@@ -1,0 +1,102 @@
+"""Settings come from the environment through typed helpers that fail loudly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_int, env_list, env_path, env_str
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("OFF", False),
+                                               ("false", False), ("", True)])
+def test_env_bool(monkeypatch, raw, expected):
+    monkeypatch.setenv("X_FLAG", raw)
+    assert env_bool("X_FLAG", default=True) is expected
+
+
+def test_env_bool_refuses_nonsense(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="X_FLAG='maybe' is not a boolean"):
+        env_bool("X_FLAG", default=False)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("42", 42), ("2K", 2048), ("3m", 3 * 1024**2),
+                                               ("1G", 1024**3)])
+def test_env_int_with_sizes(monkeypatch, raw, expected):
+    monkeypatch.setenv("X_SIZE", raw)
+    assert env_int("X_SIZE", 0) == expected
+
+
+@pytest.mark.parametrize(("raw", "message"), [("12x", "is not an integer"),
+                                              ("-5", "below its minimum")])
+def test_env_int_refuses(monkeypatch, raw, message):
+    monkeypatch.setenv("X_SIZE", raw)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        env_int("X_SIZE", 0, minimum=0)
+
+
+def test_env_list_path_and_required(monkeypatch):
+    monkeypatch.setenv("X_LIST", " a.org, ,b.org ")
+    assert env_list("X_LIST", []) == ["a.org", "b.org"]
+    monkeypatch.setenv("X_PATH", "relative/dir")
+    with pytest.raises(ImproperlyConfigured, match="absolute path"):
+        env_path("X_PATH", Path("/tmp"))
+    monkeypatch.delenv("X_REQUIRED", raising=False)
+    with pytest.raises(ImproperlyConfigured, match="X_REQUIRED is required"):
+        env_str("X_REQUIRED")
+
+
+def _settings_in_fresh_process(env: dict[str, str], expr: str) -> subprocess.CompletedProcess:
+    code = f"import django; django.setup(); from django.conf import settings; print({expr})"
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL",
+                                                               "DEBUG", "SECRET_KEY")}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+    )
+
+
+def test_secret_key_is_required_without_debug():
+    result = _settings_in_fresh_process({"DEBUG": "false"}, "settings.SECRET_KEY")
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+def test_bad_database_url_fails_loudly():
+    result = _settings_in_fresh_process({"DATABASE_URL": "nosuchdb://x"}, "1")
+    assert result.returncode != 0
+    assert "DATABASE_URL cannot be read" in result.stderr
+
+
+def test_embedded_defaults(tmp_path):
+    result = _settings_in_fresh_process(
+        {"VAR_DIR": str(tmp_path)},
+        "settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, "
+        "settings.MEDIA_ROOT, settings.CELERY_BROKER_TRANSPORT_OPTIONS['data_folder_in']",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3", "filesystem://", str(tmp_path / "media"),
+        str(tmp_path / "broker" / "queue"),
+    ]
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # generated, private
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    import re
+
+    read = set()
+    for path in (ROOT / "config").glob("*.py"):
+        read |= set(re.findall(r'env_(?:str|bool|int|list|path)\(\s*"([A-Z_]+)"', path.read_text()))
+    listed = set(re.findall(r"^#?\s*([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read, "no settings found"
+    assert read - listed == set(), "add these to .env.example"
+    assert listed - read == set(), "these in .env.example are read by nothing"
