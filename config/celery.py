@@ -1,4 +1,4 @@
-"""The Celery application: queues ``default`` (CPU work) and ``gpu`` (training, one task at a time)."""
+"""The Celery app: queues ``default`` (CPU work) and ``gpu`` (training, one task at a time)."""
 
 from __future__ import annotations
 

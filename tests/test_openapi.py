@@ -12,8 +12,13 @@ def test_schema_generates_without_warnings_and_validates(tmp_path):
     call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(out))
     schema = yaml.safe_load(out.read_text())
     assert schema["openapi"].startswith("3.")
-    for route in ("/api/v1/labs/", "/api/v1/memberships/{id}/", "/api/v1/tokens/",
-                  "/api/v1/me/", "/api/v1/health/"):
+    for route in (
+        "/api/v1/labs/",
+        "/api/v1/memberships/{id}/",
+        "/api/v1/tokens/",
+        "/api/v1/me/",
+        "/api/v1/health/",
+    ):
         assert route in schema["paths"], route
     assert "apiToken" in schema["components"]["securitySchemes"]
 

@@ -15,8 +15,9 @@ from config.env import env_bool, env_int, env_list, env_path, env_str
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("OFF", False),
-                                               ("false", False), ("", True)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("1", True), ("yes", True), ("OFF", False), ("false", False), ("", True)]
+)
 def test_env_bool(monkeypatch, raw, expected):
     monkeypatch.setenv("X_FLAG", raw)
     assert env_bool("X_FLAG", default=True) is expected
@@ -28,15 +29,17 @@ def test_env_bool_refuses_nonsense(monkeypatch):
         env_bool("X_FLAG", default=False)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("42", 42), ("2K", 2048), ("3m", 3 * 1024**2),
-                                               ("1G", 1024**3)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("42", 42), ("2K", 2048), ("3m", 3 * 1024**2), ("1G", 1024**3)]
+)
 def test_env_int_with_sizes(monkeypatch, raw, expected):
     monkeypatch.setenv("X_SIZE", raw)
     assert env_int("X_SIZE", 0) == expected
 
 
-@pytest.mark.parametrize(("raw", "message"), [("12x", "is not an integer"),
-                                              ("-5", "below its minimum")])
+@pytest.mark.parametrize(
+    ("raw", "message"), [("12x", "is not an integer"), ("-5", "below its minimum")]
+)
 def test_env_int_refuses(monkeypatch, raw, message):
     monkeypatch.setenv("X_SIZE", raw)
     with pytest.raises(ImproperlyConfigured, match=message):
@@ -56,10 +59,17 @@ def test_env_list_path_and_required(monkeypatch):
 
 def _settings_in_fresh_process(env: dict[str, str], expr: str) -> subprocess.CompletedProcess:
     code = f"import django; django.setup(); from django.conf import settings; print({expr})"
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL",
-                                                               "DEBUG", "SECRET_KEY")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DEBUG", "SECRET_KEY")
+    }
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
     )
 
@@ -84,7 +94,9 @@ def test_embedded_defaults(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "django.db.backends.sqlite3", "filesystem://", str(tmp_path / "media"),
+        "django.db.backends.sqlite3",
+        "filesystem://",
+        str(tmp_path / "media"),
         str(tmp_path / "broker" / "queue"),
     ]
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # generated, private

@@ -82,13 +82,19 @@ class _UserLabField(serializers.PrimaryKeyRelatedField):
 
 class MembershipCreateSerializer(StrictSerializer):
     lab = _UserLabField()
-    user = serializers.CharField(max_length=254, help_text="Username or e-mail of an existing user.")
+    user = serializers.CharField(
+        max_length=254, help_text="Username or e-mail of an existing user."
+    )
     role = serializers.ChoiceField(choices=Role.choices)
 
     def validate_user(self, value: str) -> User:
-        user = User.objects.filter(Q(username=value) | Q(email__iexact=value), is_active=True).first()
+        user = User.objects.filter(
+            Q(username=value) | Q(email__iexact=value), is_active=True
+        ).first()
         if user is None:
-            raise serializers.ValidationError(f"No active user with the username or e-mail {value!r}.")
+            raise serializers.ValidationError(
+                f"No active user with the username or e-mail {value!r}."
+            )
         return user
 
 
@@ -137,15 +143,26 @@ class MembershipViewSet(LabScopedMixin, viewsets.ModelViewSet):
 class ApiTokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at",
-                  "is_active"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "is_active",
+        ]
         read_only_fields = fields
 
 
 class ApiTokenCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
     expires_in_days = serializers.IntegerField(
-        min_value=0, max_value=3650, required=False, allow_null=True,
+        min_value=0,
+        max_value=3650,
+        required=False,
+        allow_null=True,
         help_text="Days until the token expires; 0 for never; omitted for the server's default.",
     )
 
@@ -158,8 +175,14 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
         read_only_fields = fields
 
 
-class ApiTokenViewSet(UserOwnedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                      mixins.DestroyModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class ApiTokenViewSet(
+    UserOwnedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
     """Your personal API tokens. Only a hash is stored; DELETE revokes a token."""
 
     queryset = ApiToken.objects.all()

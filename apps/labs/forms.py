@@ -53,7 +53,8 @@ class MembershipRoleForm(forms.Form):
 
 class ApiTokenCreateForm(forms.Form):
     name = forms.CharField(
-        max_length=100, help_text="What the token is for, e.g. “upload script on the eye-tracker PC”."
+        max_length=100,
+        help_text="What the token is for, e.g. “upload script on the eye-tracker PC”.",
     )
     expires_in_days = forms.IntegerField(
         min_value=0, max_value=3650, label="Expires in (days)", help_text="0 means never."

@@ -161,6 +161,7 @@ def api_token_purge(*, older_than_days: int = 30) -> int:
     """Delete tokens revoked or expired more than ``older_than_days`` ago; returns how many."""
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _ = (
-        ApiToken.objects.filter(revoked_at__lt=cutoff) | ApiToken.objects.filter(expires_at__lt=cutoff)
+        ApiToken.objects.filter(revoked_at__lt=cutoff)
+        | ApiToken.objects.filter(expires_at__lt=cutoff)
     ).delete()
     return deleted

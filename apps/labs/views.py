@@ -154,7 +154,9 @@ def membership_add(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             membership = services.membership_add(
-                lab=lab, actor=request.user, user=form.cleaned_data["user"],
+                lab=lab,
+                actor=request.user,
+                user=form.cleaned_data["user"],
                 role=form.cleaned_data["role"],
             )
         except PermissionDenied as exc:
@@ -222,9 +224,7 @@ def membership_remove(request: HttpRequest, pk: int) -> HttpResponse:
     if leaving:
         messages.success(request, f"You left {membership.lab.name}.")
         return redirect("home")
-    messages.success(
-        request, f"{membership.user.username} removed from {membership.lab.name}."
-    )
+    messages.success(request, f"{membership.user.username} removed from {membership.lab.name}.")
     return redirect("members")
 
 

@@ -64,8 +64,11 @@ def api_routes() -> list[Route]:
 
 
 ROUTES = api_routes()
-PROTECTED = [r for r in ROUTES if not issubclass(r.view, DOC_VIEWS)
-             and getattr(r.view, "tenancy", None) != "public"]
+PROTECTED = [
+    r
+    for r in ROUTES
+    if not issubclass(r.view, DOC_VIEWS) and getattr(r.view, "tenancy", None) != "public"
+]
 
 
 # --- What each resource needs: an object of lab A (or of a user of lab A) -------------------
@@ -79,13 +82,23 @@ def _token(p: Personas) -> ApiToken:
 
 # basename -> (object of lab A or of viewer_a, the model, a valid create body naming lab A,
 #              a row lab B's admin should see in the same list)
-RESOURCES: dict[str, tuple[Callable[[Personas], object], type, Callable[[Personas], dict] | None,
-                           Callable[[Personas], object]]] = {
+RESOURCES: dict[
+    str,
+    tuple[
+        Callable[[Personas], object],
+        type,
+        Callable[[Personas], dict] | None,
+        Callable[[Personas], object],
+    ],
+] = {
     # Creating a lab is open to anyone (see below), so it has no lab-A body.
     "lab": (lambda p: p.lab_a, Lab, None, lambda p: p.lab_b),
-    "membership": (_membership, Membership,
-                   lambda p: {"lab": p.lab_a.pk, "user": "outsider", "role": "viewer"},
-                   lambda p: Membership.objects.get(user=p.admin_b)),
+    "membership": (
+        _membership,
+        Membership,
+        lambda p: {"lab": p.lab_a.pk, "user": "outsider", "role": "viewer"},
+        lambda p: Membership.objects.get(user=p.admin_b),
+    ),
     # User-owned: there is nothing of a lab to write.
     "token": (_token, ApiToken, None, lambda p: api_token_create(user=p.admin_b, name="b")[0]),
 }
@@ -137,8 +150,11 @@ def test_member_of_another_lab_gets_404(route, personas):
     }
 
 
-@pytest.mark.parametrize("route", [r for r in PROTECTED if not r.detail and "get" in r.methods
-                                   and r.view.tenancy != "public"], ids=str)
+@pytest.mark.parametrize(
+    "route",
+    [r for r in PROTECTED if not r.detail and "get" in r.methods and r.view.tenancy != "public"],
+    ids=str,
+)
 def test_lists_show_nothing_of_another_lab(route, personas):
     if _basename(route) not in RESOURCES:  # a non-collection route such as /me/
         response = client_for(personas.admin_b).get(route.url())
@@ -167,10 +183,16 @@ def test_viewer_gets_403_on_writes(route, personas):
             continue
         if not route.detail and create_body is None:
             continue  # creating this resource is not a write inside an existing lab
-        body = (UPDATE_BODY[_basename(route)] if method in ("put", "patch")
-                else create_body(personas) if not route.detail else {})
-        response = getattr(client, method)(route.url(obj.pk if route.detail else None), body,
-                                           format="json")
+        body = (
+            UPDATE_BODY[_basename(route)]
+            if method in ("put", "patch")
+            else create_body(personas)
+            if not route.detail
+            else {}
+        )
+        response = getattr(client, method)(
+            route.url(obj.pk if route.detail else None), body, format="json"
+        )
         assert response.status_code == 403, (route, method, response.status_code, response.json())
         assert response.json()["error"]["code"] == "permission_denied"
     assert model.objects.count() == before

@@ -49,15 +49,38 @@ def worker(tmp_path):
     hostname = f"{queue}@localhost"
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool", "solo",
-         "--hostname", hostname, "--without-mingle", "--without-gossip", "-l", "info"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--hostname",
+            hostname,
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "info",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "DATABASE_URL": _database_url()},
     )
     try:
-        _wait(lambda: process.poll() is not None
-              or celery_app.control.ping(destination=[hostname], timeout=1.0),
-              60, "the worker to answer a ping")
+        _wait(
+            lambda: (
+                process.poll() is not None
+                or celery_app.control.ping(destination=[hostname], timeout=1.0)
+            ),
+            60,
+            "the worker to answer a ping",
+        )
         assert process.poll() is None, (tmp_path / "worker.log").read_text()
         yield queue, hostname
     finally:

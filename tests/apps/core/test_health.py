@@ -10,9 +10,10 @@ pytestmark = pytest.mark.django_db
 def test_health_without_a_broker_is_down(client, monkeypatch):
     # A port nothing listens on: the broker check must fail fast and say so.
     dead = "redis://127.0.0.1:9/0"
-    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
-    monkeypatch.setenv("CELERY_BROKER_URL", dead)
     monkeypatch.setattr(celery_app.conf, "broker_url", dead)
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration. (Patched
+    # second, so that undoing the attribute above restores the real URL, not this one.)
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
     response = client.get("/api/v1/health/")
     assert response.status_code == 503
     report = response.json()
@@ -24,10 +25,13 @@ def test_health_without_a_broker_is_down(client, monkeypatch):
 
 def test_health_is_public_and_reports_components(client):
     response = client.get("/api/v1/health/")
-    assert response.status_code == 200
     report = response.json()
-    assert report["database"] == {"ok": True, "vendor": report["database"]["vendor"],
-                                  "latency_ms": report["database"]["latency_ms"]}
+    assert response.status_code == 200, report
+    assert report["database"] == {
+        "ok": True,
+        "vendor": report["database"]["vendor"],
+        "latency_ms": report["database"]["latency_ms"],
+    }
     assert report["broker"]["ok"] is True
     # Whether a worker runs on this machine is not ours to decide; the report must say which.
     assert report["status"] == ("ok" if report["workers"]["ok"] else "degraded")

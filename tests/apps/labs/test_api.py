@@ -28,8 +28,9 @@ def assert_error(response, status: int, code: str, field: str | None = None) -> 
     assert body["error"]["message"]
     if field is not None:
         assert field in body["error"]["fields"], body
-        assert field in body["error"]["message"] or body["error"]["fields"][field][0] in (
-            body["error"]["message"]
+        assert (
+            field in body["error"]["message"]
+            or body["error"]["fields"][field][0] in (body["error"]["message"])
         )
     return body["error"]
 
@@ -86,7 +87,9 @@ def test_the_last_admin_cannot_be_demoted_or_removed(personas):
     own = Membership.objects.get(user=personas.admin_a, lab=personas.lab_a)
     error = assert_error(
         client.patch(f"/api/v1/memberships/{own.pk}/", {"role": "viewer"}, format="json"),
-        400, "invalid", "role",
+        400,
+        "invalid",
+        "role",
     )
     assert "at least one admin" in error["message"]
     assert_error(client.delete(f"/api/v1/memberships/{own.pk}/"), 400, "invalid")
@@ -109,13 +112,20 @@ def test_memberships_filter_by_lab_and_role(personas):
 
 def test_lab_settings_are_for_admins(personas):
     url = f"/api/v1/labs/{personas.lab_a.pk}/"
-    assert_error(client_for(personas.researcher_a).patch(url, {"name": "X"}, format="json"),
-                 403, "permission_denied")
+    assert_error(
+        client_for(personas.researcher_a).patch(url, {"name": "X"}, format="json"),
+        403,
+        "permission_denied",
+    )
     response = client_for(personas.admin_a).patch(url, {"name": "Gaze Lab"}, format="json")
     assert response.status_code == 200
     assert Lab.objects.get(pk=personas.lab_a.pk).name == "Gaze Lab"
-    assert_error(client_for(personas.admin_a).patch(url, {"slug": "lab-b"}, format="json"),
-                 400, "invalid", "slug")
+    assert_error(
+        client_for(personas.admin_a).patch(url, {"slug": "lab-b"}, format="json"),
+        400,
+        "invalid",
+        "slug",
+    )
 
 
 # --- Tokens ---------------------------------------------------------------------------------
@@ -150,9 +160,10 @@ def test_token_lifecycle(personas):
 def test_expired_and_unknown_tokens_are_refused(personas):
     token, key = api_token_create(user=personas.viewer_a, name="old", expires_in_days=1)
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert "expired" in assert_error(bearer(key).get("/api/v1/me/"), 401, "authentication_failed")[
-        "message"
-    ]
+    assert (
+        "expired"
+        in assert_error(bearer(key).get("/api/v1/me/"), 401, "authentication_failed")["message"]
+    )
     assert_error(bearer("cxr_not-a-real-token").get("/api/v1/me/"), 401, "authentication_failed")
     assert_error(bearer("garbage").get("/api/v1/me/"), 401, "authentication_failed")
     client = APIClient()
@@ -206,8 +217,13 @@ def test_bad_lab_bodies(personas, body, field):
 
 @pytest.mark.parametrize(
     "body",
-    [{"name": "x", "expires_in_days": "soon"}, {"name": "x", "expires_in_days": -1},
-     {"name": "x", "expires_in_days": 99999}, {"name": ""}, {"name": "x", "token": "mine"}],
+    [
+        {"name": "x", "expires_in_days": "soon"},
+        {"name": "x", "expires_in_days": -1},
+        {"name": "x", "expires_in_days": 99999},
+        {"name": ""},
+        {"name": "x", "token": "mine"},
+    ],
 )
 def test_bad_token_bodies(personas, body):
     response = client_for(personas.viewer_a).post("/api/v1/tokens/", body, format="json")
@@ -224,8 +240,9 @@ def test_non_numeric_ids_unknown_routes_and_wrong_methods(personas):
     client = client_for(personas.admin_a)
     assert_error(client.get("/api/v1/labs/abc/"), 404, "not_found")
     assert_error(client.get("/api/v1/nothing-here/"), 404, "not_found")
-    assert_error(client.put(f"/api/v1/memberships/{personas.lab_a.pk}/", {}), 405,
-                 "method_not_allowed")
+    assert_error(
+        client.put(f"/api/v1/memberships/{personas.lab_a.pk}/", {}), 405, "method_not_allowed"
+    )
     assert_error(client.get("/api/v1/labs/", {"page": 99}), 404, "not_found")
 
 
@@ -236,10 +253,15 @@ def test_form_encoded_body_is_refused_as_unsupported(personas):
 
 def test_me_patch_validates_email(personas):
     client = client_for(personas.viewer_a)
-    assert_error(client.patch("/api/v1/me/", {"email": "ADMIN_A@example.org"}, format="json"),
-                 400, "invalid", "email")
-    assert_error(client.patch("/api/v1/me/", {"username": "root"}, format="json"),
-                 400, "invalid", "username")
+    assert_error(
+        client.patch("/api/v1/me/", {"email": "ADMIN_A@example.org"}, format="json"),
+        400,
+        "invalid",
+        "email",
+    )
+    assert_error(
+        client.patch("/api/v1/me/", {"username": "root"}, format="json"), 400, "invalid", "username"
+    )
     response = client.patch("/api/v1/me/", {"first_name": "Vera"}, format="json")
     assert response.status_code == 200 and response.json()["first_name"] == "Vera"
 
