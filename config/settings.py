@@ -215,13 +215,15 @@ CELERY_GPU_TASK_SOFT_TIME_LIMIT = env_int("CELERY_GPU_TASK_SOFT_TIME_LIMIT", 24 
 CELERY_GPU_TASK_TIME_LIMIT = CELERY_GPU_TASK_SOFT_TIME_LIMIT + 600
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = env_path("CELERY_BROKER_DIR", VAR_DIR / "broker")
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder in and out, so that workers and clients share their messages (and pings).
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Fanout exchanges (pings, broadcast control) live here, not in the working directory.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
