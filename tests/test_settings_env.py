@@ -112,3 +112,24 @@ def test_env_example_lists_every_variable_the_settings_read():
     assert read, "no settings found"
     assert read - listed == set(), "add these to .env.example"
     assert listed - read == set(), "these in .env.example are read by nothing"
+
+
+def test_check_deploy_is_clean_with_production_like_settings(tmp_path):
+    env = {
+        "DEBUG": "false",
+        "SECRET_KEY": "x7!" * 20 + "production-like-secret-key-for-the-check",
+        "ALLOWED_HOSTS": "gaze.example.org",
+        "CSRF_TRUSTED_ORIGINS": "https://gaze.example.org",
+        "VAR_DIR": str(tmp_path),
+    }
+    clean = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, **env},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout

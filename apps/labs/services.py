@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -109,8 +110,6 @@ def api_token_create(
 
     ``expires_in_days=None`` takes the configured default; 0 makes a token that never expires.
     """
-    from django.conf import settings
-
     days = settings.API_TOKEN_DEFAULT_DAYS if expires_in_days is None else expires_in_days
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(

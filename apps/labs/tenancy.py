@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from rest_framework import permissions
+from rest_framework.exceptions import PermissionDenied
 
 from apps.labs.models import Lab
 from apps.labs.roles import Action, role_allows
@@ -66,8 +67,6 @@ class LabScopedMixin:
 
     def require_lab_action(self, lab: Lab, action: Action | None = None) -> None:
         """For creates: the lab named in the body must allow ``action`` (default: write_action)."""
-        from rest_framework.exceptions import PermissionDenied
-
         if not role_allows(self.lab_roles().get(lab.pk), action or self.write_action):
             raise PermissionDenied(LabRolePermission.message)
 
