@@ -1,0 +1,366 @@
+"""Shared machinery of the readers: opening text safely, streaming CSV in column chunks,
+numbers with decimal commas, growing arrays, and the checks every reader makes.
+
+Large exports (EGD-CXR's eye_gaze.csv: 1.5 M rows, ~400 MB) are read chunk by chunk: each chunk's
+rows are transposed into columns and converted with C-level ``map(float, ...)``; only numpy arrays
+(or ``array.array`` buffers) outlive a chunk, never per-row Python objects.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import math
+import os
+import re
+from array import array
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from ml.gaze.recording import GazeFormatError, Stimulus
+
+MAX_LINE_CHARS = 1 << 20  # a line longer than 1 MiB is junk in every format we read
+CHUNK_ROWS = 65536
+HEAD_BYTES = 65536
+EDF_MAGIC = b"SR_RESEARCH"
+NA_STRINGS = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None", "."})
+
+
+def sniff_encoding(head: bytes) -> str:
+    """The text encoding of a file from its first bytes (BOM first, then UTF-8, else cp1252)."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the head is still UTF-8.
+        if exc.start < len(head) - 4:
+            return "cp1252"
+    return "utf-8"
+
+
+def read_head(path: str | os.PathLike[str], n_bytes: int = HEAD_BYTES) -> bytes:
+    """The first ``n_bytes`` of a file."""
+    with open(path, "rb") as fh:
+        return fh.read(n_bytes)
+
+
+def head_text(head: bytes) -> str:
+    """Decode a file head for format detection (undecodable bytes replaced)."""
+    enc = sniff_encoding(head)
+    return head.decode(enc, errors="replace").lstrip("\ufeff")
+
+
+def open_text(path: str | os.PathLike[str]) -> IO[str]:
+    """Open a text export with the right encoding and universal newlines handled by csv.
+
+    ``newline=""`` lets the csv module see CRLF (Tobii Studio) and quoted line breaks
+    (EGD-CXR master_sheet's free text) correctly.
+    """
+    enc = sniff_encoding(read_head(path))
+    return open(path, encoding=enc, errors="replace", newline="")
+
+
+def guarded_lines(fh: IO[str], path: str) -> Iterator[str]:
+    """Yield lines, refusing any longer than :data:`MAX_LINE_CHARS` instead of loading it.
+
+    Reading a 2 GB "line" of junk into memory is what this prevents.
+    """
+    n = 0
+    while True:
+        line = fh.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise GazeFormatError(
+                f"a line longer than {MAX_LINE_CHARS} characters: not an eye-tracker export",
+                path=path,
+                line=n,
+            )
+        yield line
+
+
+def to_float(s: str, *, path: str, line: int, column: str, decimal_comma: bool = True) -> float:
+    """Parse one cell as a float: blanks and NA markers give NaN; a decimal comma is accepted.
+
+    Raises:
+        GazeFormatError: naming the file, line and column when the cell is not a number.
+    """
+    s = s.strip()
+    if s in NA_STRINGS:
+        return math.nan
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    if decimal_comma and s.count(",") == 1 and "." not in s:
+        try:
+            return float(s.replace(",", "."))
+        except ValueError:
+            pass
+    raise GazeFormatError(f"{s[:40]!r} is not a number", path=path, line=line, column=column)
+
+
+def floats(
+    values: tuple[str, ...] | list[str],
+    *,
+    path: str,
+    lines: array,
+    column: str,
+    decimal_comma: bool = True,
+) -> np.ndarray:
+    """Convert a column chunk to float64: C-speed for clean columns, cell by cell otherwise."""
+    n = len(values)
+    try:
+        return np.fromiter(map(float, values), dtype=np.float64, count=n)
+    except ValueError:
+        out = np.empty(n, dtype=np.float64)
+        for i, s in enumerate(values):
+            out[i] = to_float(
+                s, path=path, line=lines[i], column=column, decimal_comma=decimal_comma
+            )
+        return out
+
+
+class Grow:
+    """A float64 column built chunk by chunk (list of arrays, concatenated once)."""
+
+    def __init__(self, dtype: type | np.dtype = np.float64) -> None:
+        self.parts: list[np.ndarray] = []
+        self.dtype = dtype
+
+    def add(self, arr: np.ndarray) -> None:
+        self.parts.append(np.asarray(arr, dtype=self.dtype))
+
+    def array(self) -> np.ndarray:
+        if not self.parts:
+            return np.zeros(0, dtype=self.dtype)
+        return np.concatenate(self.parts)
+
+
+class CsvChunks:
+    """Stream a delimited file as column chunks, with each row's line number kept.
+
+    Rows shorter than the header are padded with blanks (ragged exports such as pymovements'
+    missing-values example); longer rows are refused. Blank lines are skipped.
+
+    Args:
+        path: The file.
+        delimiter: The field separator.
+        skip_lines: Lines before the header (already consumed elsewhere).
+    """
+
+    def __init__(self, path: str, delimiter: str = ",", skip_lines: int = 0) -> None:
+        self.path = str(path)
+        self._fh = open_text(path)
+        lines = guarded_lines(self._fh, self.path)
+        for _ in range(skip_lines):
+            next(lines, None)
+        self._reader = csv.reader(lines, delimiter=delimiter)
+        try:
+            header = next(self._reader)
+        except StopIteration:
+            self._fh.close()
+            raise GazeFormatError("the file is empty", path=self.path) from None
+        except csv.Error as exc:
+            self._fh.close()
+            raise GazeFormatError(f"not readable as CSV: {exc}", path=self.path, line=1) from None
+        self.header = [h.strip().lstrip("\ufeff") for h in header]
+        self.header_line = self._reader.line_num
+        self.index = {name: i for i, name in enumerate(self.header)}
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> CsvChunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def find(self, *prefixes: str, required: bool = True) -> str | None:
+        """The first header name equal to, or starting with, one of ``prefixes`` + " [" / " (".
+
+        Units live inside Tobii/Gazepoint column names (``Recording timestamp [ms]``,
+        ``TIME(2022/09/19 13:34:49.156)``), so columns are matched on their prefix.
+        """
+        for p in prefixes:
+            if p in self.index:
+                return p
+        for p in prefixes:
+            for name in self.header:
+                if name.startswith(p) and name[len(p) : len(p) + 2] in (" [", " (", "(", "["):
+                    return name
+        if required:
+            raise GazeFormatError(
+                f"missing column {prefixes[0]!r}; the header has {len(self.header)} columns "
+                f"starting {', '.join(self.header[:6])}",
+                path=self.path,
+                line=self.header_line,
+            )
+        return None
+
+    def chunks(self, size: int = CHUNK_ROWS) -> Iterator[tuple[list[tuple[str, ...]], array]]:
+        """Yield (columns, line numbers) per chunk; columns[i] is the tuple of column i's cells."""
+        width = len(self.header)
+        reader = self._reader
+        while True:
+            rows: list[list[str]] = []
+            lines = array("q")
+            try:
+                for row in itertools.islice(reader, size):
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue
+                    n = len(row)
+                    if n != width:
+                        if n < width:
+                            row = row + [""] * (width - n)
+                        elif not any(c.strip() for c in row[width:]):
+                            row = row[:width]
+                        else:
+                            raise GazeFormatError(
+                                f"{n} fields where the header has {width}",
+                                path=self.path,
+                                line=reader.line_num,
+                            )
+                    rows.append(row)
+                    lines.append(reader.line_num)
+            except csv.Error as exc:
+                raise GazeFormatError(
+                    f"not readable as CSV: {exc}", path=self.path, line=reader.line_num + 1
+                ) from None
+            if not rows:
+                return
+            yield list(zip(*rows, strict=True)), lines
+
+
+def check_time(
+    time_ms: np.ndarray,
+    lines: np.ndarray,
+    segment: np.ndarray | None,
+    path: str,
+    column: str | None = None,
+) -> int:
+    """Refuse time running backwards within a segment; return how many timestamps repeat.
+
+    Args:
+        time_ms: Sample times.
+        lines: Their line numbers (to name the first offending line).
+        segment: Ids of runs within which time must not decrease (None: the whole file).
+        path: The file, for the message.
+        column: The time column, for the message.
+
+    Returns:
+        The number of samples whose time equals the previous sample's (kept; reported).
+
+    Raises:
+        GazeFormatError: at the first sample whose time is earlier than the previous one's.
+    """
+    if len(time_ms) < 2:
+        return 0
+    dt = np.diff(time_ms)
+    same = np.ones(len(dt), dtype=bool) if segment is None else segment[1:] == segment[:-1]
+    bad = np.flatnonzero((dt < 0) & same)
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise GazeFormatError(
+            f"time runs backwards: {time_ms[i]:g} ms after {time_ms[i - 1]:g} ms on line "
+            f"{int(lines[i - 1])} (edited or concatenated file?)",
+            path=path,
+            line=int(lines[i]),
+            column=column,
+        )
+    bad_nan = np.flatnonzero(~np.isfinite(time_ms))
+    if bad_nan.size:
+        raise GazeFormatError(
+            "a sample without a time", path=path, line=int(lines[bad_nan[0]]), column=column
+        )
+    return int(np.count_nonzero((dt == 0) & same))
+
+
+def stimulus_key(name: str) -> str:
+    """Reduce a stimulus name to an image key: drop folders, quotes and the file extension.
+
+    ``"../images/p10_s5.dcm"`` -> ``"p10_s5"``; a plain DICOM_ID stays as it is.
+    """
+    s = name.strip().strip("\"'")
+    s = re.split(r"[\\/]", s)[-1]
+    stem, dot, ext = s.rpartition(".")
+    if dot and stem and re.fullmatch(r"[A-Za-z][A-Za-z0-9]{1,4}", ext):
+        return stem
+    return s
+
+
+class Labels:
+    """Interns per-row labels (stimulus names) to small ints, keeping one entry per distinct run.
+
+    Rows name what was on screen (Tobii, Gazepoint, EGD-CXR); consecutive rows with the same
+    label form one :class:`Stimulus` interval. The label column's strings are not kept per row.
+    """
+
+    def __init__(self) -> None:
+        self.stimuli: list[Stimulus] = []
+        self._current: tuple[str, ...] | None = None
+
+    def runs(
+        self,
+        labels: tuple[str, ...],
+        time_ms: np.ndarray,
+        dt_ms: float,
+        source: str,
+        make: Callable[[tuple[str, ...], int], Stimulus | None] | None = None,
+        session: tuple[str, ...] | None = None,
+    ) -> np.ndarray:
+        """Stimulus indices for one chunk of rows (-1 where the label is blank)."""
+        n = len(labels)
+        out = np.empty(n, dtype=np.int32)
+        keys = labels if session is None else tuple(zip(session, labels, strict=True))
+        # Boundaries where the label changes: Python loop only at run starts.
+        change = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]] + [n]
+        for a, b in itertools.pairwise(change):
+            key = keys[a]
+            label = labels[a].strip()
+            if not label:
+                self._close(time_ms[a - 1] + dt_ms if a > 0 else math.nan)
+                self._current = None
+                out[a:b] = -1
+                continue
+            ident = (key,) if session is None else key
+            if self._current != ident:
+                self._close(time_ms[a])
+                sess = session[a] if session is not None else ""
+                stim = Stimulus(
+                    name=label,
+                    key=stimulus_key(label),
+                    start_ms=float(time_ms[a]),
+                    end_ms=math.nan,
+                    source=source,
+                    session=sess,
+                )
+                if make is not None:
+                    stim = make(labels, a) or stim
+                    stim.session = sess
+                self.stimuli.append(stim)
+                self._current = ident
+            out[a:b] = len(self.stimuli) - 1
+            self.stimuli[-1].end_ms = float(time_ms[b - 1]) + dt_ms
+        return out
+
+    def _close(self, t: float) -> None:
+        if self._current is not None and self.stimuli and not math.isnan(t):
+            self.stimuli[-1].end_ms = max(self.stimuli[-1].end_ms, t)
+
+
+def as_path(path: str | os.PathLike[str] | io.IOBase) -> str:
+    """A filesystem path as ``str`` (readers take paths; uploads are saved to disk first)."""
+    if isinstance(path, io.IOBase):
+        raise TypeError("pass a path; save uploads to a file first")
+    return str(Path(path))

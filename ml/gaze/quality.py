@@ -1,0 +1,150 @@
+"""Data quality of a recording or one reading, and a grade from thresholds the lab sets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ml.gaze.recording import Fixations, GazeRecording, measured_rate_hz
+
+GRADES = ("good", "usable", "poor")
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Limits for the grade; each measure grades separately and the worst grade wins.
+
+    Defaults are common lab practice: EyeLink calls validation "GOOD" under 0.5 deg average
+    error and "FAIR" under 1.0 deg; Holmqvist et al. (2011) treat > 20-30 % data loss as poor.
+    """
+
+    good_valid_pct: float = 90.0
+    usable_valid_pct: float = 70.0
+    good_on_image_pct: float = 80.0
+    usable_on_image_pct: float = 50.0
+    good_error_deg: float = 0.5
+    usable_error_deg: float = 1.0
+    rate_tolerance: float = 0.1  # measured rate may differ from the declared one by 10 %
+    min_fixations: int = 1
+
+
+@dataclass
+class QualityReport:
+    """Quality measures (NaN / None when the data cannot tell) and the grade with its reasons."""
+
+    sampling_rate_declared_hz: float | None
+    sampling_rate_measured_hz: float | None
+    sample_count: int
+    valid_pct: float
+    on_image_pct: float
+    blink_count: int
+    validation_error_deg: float
+    validation_max_error_deg: float
+    fixation_count: int
+    mean_fixation_ms: float
+    grade: str
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """A JSON-ready dict (NaN written as None)."""
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in asdict(self).items()
+        }
+
+
+def _grade(value: float, good: float, usable: float, higher_is_better: bool) -> str:
+    if math.isnan(value):
+        return "good"
+    if higher_is_better:
+        return "good" if value >= good else "usable" if value >= usable else "poor"
+    return "good" if value <= good else "usable" if value <= usable else "poor"
+
+
+def quality_report(
+    recording: GazeRecording,
+    *,
+    stimulus: int | None = None,
+    on_image: np.ndarray | None = None,
+    fixations: Fixations | None = None,
+    thresholds: QualityThresholds | None = None,
+) -> QualityReport:
+    """Measure a recording's (or one reading's) data quality and grade it.
+
+    Args:
+        recording: The recording.
+        stimulus: A stimulus index to restrict to one reading (None: the whole recording).
+        on_image: Per-sample on-image flags (from :func:`ml.gaze.mapping.map_to_image`), for
+            the same rows as the selected samples; None: not measured (NaN).
+        fixations: The fixations to count (default: the recording's vendor fixations).
+        thresholds: Grade limits (default: :class:`QualityThresholds`).
+
+    Returns:
+        A :class:`QualityReport`; its ``reasons`` say which measure set a grade below good.
+    """
+    th = thresholds or QualityThresholds()
+    s = recording.samples
+    sel = None
+    if s is not None:
+        sel = np.ones(len(s), bool) if stimulus is None else s.stimulus == stimulus
+    n = int(sel.sum()) if sel is not None else 0
+    valid_pct = float(100.0 * s.valid[sel].mean()) if n else math.nan
+    rate = measured_rate_hz(s.time_ms[sel], s.stimulus[sel]) if n > 1 else None
+    on_pct = math.nan
+    if on_image is not None and len(on_image):
+        ok = np.asarray(on_image, bool)
+        valid_rows = s.valid[sel] if n and len(ok) == n else np.ones(len(ok), bool)
+        on_pct = float(100.0 * ok[valid_rows].mean()) if valid_rows.any() else 0.0
+    blinks = 0
+    if recording.blinks is not None:
+        b = recording.blinks
+        if stimulus is None:
+            blinks = len(b)
+        else:
+            st = recording.stimuli[stimulus]
+            blinks = int(((b.start_ms >= st.start_ms) & (b.start_ms < st.end_ms)).sum())
+    vals = [c for c in recording.calibrations if c.kind == "validation"]
+    if not vals:
+        vals = [c for c in recording.calibrations if not math.isnan(c.avg_error_deg)]
+    err = vals[-1].avg_error_deg if vals else math.nan
+    # Binocular EyeLink files validate each eye: take the worse of the last pair.
+    if len(vals) > 1 and vals[-1].eye and vals[-2].eye and vals[-1].eye != vals[-2].eye:
+        err = max(vals[-1].avg_error_deg, vals[-2].avg_error_deg)
+    max_err = max((c.max_error_deg for c in vals[-2:]), default=math.nan)
+    fx = fixations if fixations is not None else recording.fixations
+    if fx is not None and stimulus is not None:
+        keep = fx.stimulus == stimulus
+        durations = fx.duration_ms[keep]
+    else:
+        durations = fx.duration_ms if fx is not None else np.zeros(0)
+    n_fix = int(len(durations))
+    mean_fix = float(np.nanmean(durations)) if n_fix else math.nan
+
+    grades: list[tuple[str, str]] = [
+        (_grade(valid_pct, th.good_valid_pct, th.usable_valid_pct, True), "valid samples"),
+        (_grade(on_pct, th.good_on_image_pct, th.usable_on_image_pct, True), "gaze on the image"),
+        (_grade(err, th.good_error_deg, th.usable_error_deg, False), "validation error"),
+    ]
+    declared = recording.sampling_rate_declared_hz
+    if declared and rate and abs(rate - declared) / declared > th.rate_tolerance:
+        grades.append(("usable", f"measured rate {rate:.1f} Hz vs declared {declared:g} Hz"))
+    if n_fix < th.min_fixations:
+        grades.append(("poor", f"{n_fix} fixations"))
+    worst = max(GRADES.index(g) for g, _ in grades)
+    reasons = [f"{why}: {g}" for g, why in grades if g != "good"]
+    return QualityReport(
+        sampling_rate_declared_hz=declared,
+        sampling_rate_measured_hz=rate,
+        sample_count=n,
+        valid_pct=valid_pct,
+        on_image_pct=on_pct,
+        blink_count=blinks,
+        validation_error_deg=err,
+        validation_max_error_deg=max_err,
+        fixation_count=n_fix,
+        mean_fixation_ms=mean_fix,
+        grade=GRADES[worst],
+        reasons=reasons,
+    )
