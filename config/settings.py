@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "apps.core",
     "apps.labs",
+    "apps.imaging",
 ]
 
 MIDDLEWARE = [
@@ -153,6 +154,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024**
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1000, minimum=1)
 FILE_UPLOAD_TEMP_DIR = str(env_path("FILE_UPLOAD_TEMP_DIR", VAR_DIR / "tmp"))
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+
+# Images: a zip upload is refused whole when its entries would expand past these limits.
+IMAGING_ZIP_MAX_BYTES = env_int("IMAGING_ZIP_MAX_BYTES", 8 * 1024**3, minimum=1)
+IMAGING_ZIP_MAX_RATIO = env_int("IMAGING_ZIP_MAX_RATIO", 200, minimum=1)
+IMAGING_ZIP_MAX_FILES = env_int("IMAGING_ZIP_MAX_FILES", 10000, minimum=1)
+IMAGING_PREVIEW_MAX_SIDE = env_int("IMAGING_PREVIEW_MAX_SIDE", 1024, minimum=64)
 
 # --- Security (production-like when DEBUG is off) --------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)

@@ -15,6 +15,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from apps.imaging.models import Image, ImageClass
 from apps.labs.models import ApiToken, Lab, Membership
 from apps.labs.services import api_token_create
 from tests.conftest import Personas, client_for
@@ -80,6 +81,24 @@ def _token(p: Personas) -> ApiToken:
     return api_token_create(user=p.viewer_a, name="viewer's token")[0]
 
 
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    # Image resources write files: keep them out of the checkout's var/.
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+def _image(lab: Lab, user) -> Image:
+    import io
+
+    from apps.imaging.services import image_ingest
+    from tests.apps.imaging.dicoms import dicom_bytes, gradient
+
+    data = dicom_bytes(gradient(4, 4, seed=lab.pk))
+    return image_ingest(
+        lab=lab, uploaded_by=user, file=io.BytesIO(data), filename="img.dcm", size=len(data)
+    ).image
+
+
 # basename -> (object of lab A or of viewer_a, the model, a valid create body naming lab A,
 #              a row lab B's admin should see in the same list)
 RESOURCES: dict[
@@ -101,8 +120,26 @@ RESOURCES: dict[
     ),
     # User-owned: there is nothing of a lab to write.
     "token": (_token, ApiToken, None, lambda p: api_token_create(user=p.admin_b, name="b")[0]),
+    "image": (
+        lambda p: _image(p.lab_a, p.researcher_a),
+        Image,
+        lambda p: {"lab": p.lab_a.pk},
+        lambda p: _image(p.lab_b, p.admin_b),
+    ),
+    "image-class": (
+        lambda p: ImageClass.objects.get(lab=p.lab_a, name="CHF"),
+        ImageClass,
+        lambda p: {"lab": p.lab_a.pk, "name": "Effusion"},
+        lambda p: ImageClass.objects.get(lab=p.lab_b, name="CHF"),
+    ),
 }
-UPDATE_BODY = {"lab": {"name": "Renamed"}, "membership": {"role": "admin"}, "token": {}}
+UPDATE_BODY = {
+    "lab": {"name": "Renamed"},
+    "membership": {"role": "admin"},
+    "token": {},
+    "image": {"label": "CHF"},
+    "image-class": {},
+}
 
 
 def _basename(route: Route) -> str:

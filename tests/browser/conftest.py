@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls from it.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -35,6 +32,9 @@ def browser():
         )
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls from
+    # a thread with a running loop; the live server and the tests' fixtures need them.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser

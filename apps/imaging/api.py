@@ -1,0 +1,381 @@
+"""REST API of images: list, retrieve, upload (multipart), label, bulk labels (CSV), delete,
+file downloads, and the lab's class vocabulary."""
+
+from __future__ import annotations
+
+import json
+
+import django_filters
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from rest_framework import mixins, renderers, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from apps.core.api import StrictSerializer, error_body
+from apps.imaging import services
+from apps.imaging.models import Image, ImageClass
+from apps.labs.roles import Action
+from apps.labs.selectors import lab_list_for_user
+from apps.labs.tenancy import LabScopedMixin
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class UserLabField(serializers.PrimaryKeyRelatedField):
+    """A lab the requesting user belongs to; other labs read as 'does not exist'."""
+
+    def get_queryset(self):
+        return lab_list_for_user(user=self.context["request"].user)
+
+
+class LabChoiceSerializer(serializers.Serializer):
+    lab = UserLabField()
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    pixel_spacing = serializers.SerializerMethodField(help_text="Row and column spacing in mm.")
+    uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    preview_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    array_url = serializers.SerializerMethodField()
+    dicom_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id", "lab", "key", "label", "findings", "source_format", "width", "height",
+            "pixel_spacing", "view_position", "photometric_interpretation", "bits_stored",
+            "metadata", "pixel_sha256", "burned_in_annotation", "uploaded_by", "created_at",
+            "preview_url", "thumbnail_url", "array_url", "dicom_url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.ListField(child=serializers.FloatField(), allow_null=True, max_length=2)
+    )
+    def get_pixel_spacing(self, image: Image) -> list[float] | None:
+        if image.pixel_spacing_row is None:
+            return None
+        return [image.pixel_spacing_row, image.pixel_spacing_col]
+
+    def _url(self, image: Image, name: str) -> str:
+        return f"/api/v1/images/{image.pk}/{name}/"
+
+    def get_preview_url(self, image: Image) -> str:
+        return self._url(image, "preview")
+
+    def get_thumbnail_url(self, image: Image) -> str:
+        return self._url(image, "thumbnail")
+
+    def get_array_url(self, image: Image) -> str:
+        return self._url(image, "array")
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_dicom_url(self, image: Image) -> str | None:
+        return self._url(image, "dicom") if image.dicom_path else None
+
+
+class ImageUploadSerializer(StrictSerializer):
+    lab = UserLabField()
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True, use_url=False),
+        allow_empty=False,
+        help_text="DICOM (.dcm or no extension), PNG, JPEG or .zip files; repeat the field.",
+    )
+    key = serializers.CharField(
+        required=False, max_length=200, help_text="Key of a single file (default: its stem)."
+    )
+    label = serializers.CharField(
+        required=False, allow_blank=True, max_length=60, help_text="Label for every file."
+    )
+
+
+class ImageUploadResultSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
+    message = serializers.CharField()
+    image = ImageSerializer(allow_null=True)
+
+
+class ImageUploadResponseSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = ImageUploadResultSerializer(many=True)
+
+
+class ImageUpdateSerializer(StrictSerializer):
+    label = serializers.CharField(allow_blank=True, max_length=60, required=False)
+    findings = serializers.DictField(child=serializers.BooleanField(), required=False)
+    key = serializers.CharField(max_length=200, required=False)
+
+
+class LabelsImportSerializer(StrictSerializer):
+    lab = UserLabField()
+    file = serializers.FileField(
+        allow_empty_file=True,
+        help_text="CSV with a key or dicom_id column, and a label column or one column per "
+        "class (EGD-CXR master_sheet.csv: Normal, CHF, pneumonia).",
+    )
+    findings = serializers.CharField(
+        required=False, allow_blank=True, help_text="Comma-separated columns to store as flags."
+    )
+
+
+class BinaryRenderer(renderers.BaseRenderer):
+    """Lets a client ask for a file with any Accept header; errors still come as JSON."""
+
+    media_type = "*/*"
+    format = "bin"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, bytes):
+            return data
+        return json.dumps(data).encode()
+
+
+class ImageFilter(django_filters.FilterSet):
+    lab = django_filters.NumberFilter(field_name="lab")
+    label = django_filters.CharFilter(
+        method="filter_label", help_text="A class name (case-insensitive), or 'none'."
+    )
+    search = django_filters.CharFilter(
+        field_name="key", lookup_expr="icontains", help_text="Part of the key."
+    )
+
+    class Meta:
+        model = Image
+        fields = ["lab", "label", "search", "view_position", "source_format",
+                  "burned_in_annotation"]  # fmt: skip
+
+    def filter_label(self, queryset, name, value):
+        if value.lower() == "none":
+            return queryset.filter(label="")
+        return queryset.filter(label__iexact=value)
+
+
+def _results_body(results: list[services.IngestResult], context) -> dict:
+    return {
+        "created": sum(r.status == "created" for r in results),
+        "duplicates": sum(r.status == "duplicate" for r in results),
+        "rejected": sum(r.status == "rejected" for r in results),
+        "results": [
+            {
+                "file": r.filename,
+                "status": r.status,
+                "message": r.message,
+                "image": ImageSerializer(r.image, context=context).data if r.image else None,
+            }
+            for r in results
+        ],
+    }
+
+
+_FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY}
+
+
+class ImageViewSet(
+    LabScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Chest X-rays of your labs, de-identified at upload. Researchers and admins upload, label
+    and delete; every member reads."""
+
+    queryset = Image.objects.select_related("uploaded_by")
+    serializer_class = ImageSerializer
+    filterset_class = ImageFilter
+    ordering_fields = ["created_at", "key", "label", "width", "height"]
+    parser_classes = [MultiPartParser, JSONParser]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def _lab_from_body(self, request):
+        choice = LabChoiceSerializer(data=request.data, context=self.get_serializer_context())
+        choice.is_valid(raise_exception=True)
+        lab = choice.validated_data["lab"]
+        self.require_lab_action(lab)
+        return lab
+
+    @extend_schema(
+        request={"multipart/form-data": ImageUploadSerializer},
+        responses={
+            201: ImageUploadResponseSerializer,
+            200: ImageUploadResponseSerializer,
+            400: inline_serializer(
+                "ImageUploadRejected",
+                {
+                    "error": serializers.DictField(),
+                    "results": ImageUploadResultSerializer(many=True),
+                },
+            ),
+        },
+        description="Upload one or many files (field `files`, repeated). 201 when something was "
+        "stored, 200 when every file was a duplicate, 400 (413 when too large) naming each "
+        "rejected file; each file is stored or rejected whole, independently of the others.",
+    )
+    def create(self, request, *args, **kwargs):
+        lab = self._lab_from_body(request)
+        data = ImageUploadSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        files = data.validated_data["files"]
+        key = data.validated_data.get("key")
+        if key and len(files) > 1:
+            raise serializers.ValidationError({"key": ["A key names one file; upload it alone."]})
+        uploads = [
+            services.Upload(
+                file=f.file,
+                filename=f.name,
+                size=f.size,
+                key=key,
+                label=data.validated_data.get("label", ""),
+            )  # fmt: skip
+            for f in files
+        ]
+        results = services.image_upload_batch(lab=lab, uploaded_by=request.user, uploads=uploads)
+        body = _results_body(results, self.get_serializer_context())
+        rejected = [r for r in results if r.status == "rejected"]
+        if rejected:
+            n = len(rejected)
+            summary = rejected[0].message if n == 1 else f"{n} files were rejected."
+            if body["created"]:
+                summary += f" {body['created']} other file(s) were stored."
+            fields = {"files": [r.message for r in rejected]}
+            code = 413 if all(r.too_large for r in rejected) else 400
+            return Response({**error_body("invalid", summary, fields), **body}, status=code)
+        return Response(body, status=201 if body["created"] else 200)
+
+    @extend_schema(request=ImageUpdateSerializer, responses=ImageSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        image = self.get_object()
+        data = ImageUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        image = services.image_update(image=image, actor=request.user, **data.validated_data)
+        return Response(ImageSerializer(image, context=self.get_serializer_context()).data)
+
+    def perform_destroy(self, instance):
+        services.image_delete(image=instance, actor=self.request.user)
+
+    @extend_schema(
+        request={"multipart/form-data": LabelsImportSerializer},
+        responses=inline_serializer(
+            "LabelsImportReport",
+            {
+                "rows": serializers.IntegerField(),
+                "updated": serializers.IntegerField(),
+                "unchanged": serializers.IntegerField(),
+                "unknown_keys": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+        description="Set labels in bulk from a CSV; all rows or none. Keys naming no image of "
+        "the lab are skipped and listed.",
+    )
+    @action(detail=False, methods=["post"], url_path="labels")
+    def labels(self, request):
+        lab = self._lab_from_body(request)
+        data = LabelsImportSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        if upload.size > settings.UPLOAD_MAX_BYTES:
+            raise serializers.ValidationError({"file": [f"{upload.name}: is too large."]})
+        columns = [c for c in data.validated_data.get("findings", "").split(",") if c.strip()]
+        report = services.image_labels_import_csv(
+            lab=lab, actor=request.user, file=upload.file, filename=upload.name,
+            finding_columns=columns,
+        )  # fmt: skip
+        return Response(
+            {
+                "rows": report.rows,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "unknown_keys": report.unknown_keys[:1000],
+            }
+        )
+
+    def _file(self, path: str, content_type: str, filename: str):
+        if not path:
+            raise Http404("This image has no such file.")
+        try:
+            handle = default_storage.open(path, "rb")
+        except (FileNotFoundError, OSError):
+            raise Http404("The file is missing from storage.") from None
+        response = FileResponse(handle, content_type=content_type, filename=filename)
+        response["Cache-Control"] = "private, max-age=3600"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, BinaryRenderer])
+    def preview(self, request, pk=None):
+        image = self.get_object()
+        return self._file(image.preview_path, "image/png", f"{image.key}.png")
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, BinaryRenderer])
+    def thumbnail(self, request, pk=None):
+        image = self.get_object()
+        return self._file(image.thumbnail_path, "image/png", f"{image.key}-thumb.png")
+
+    @extend_schema(
+        responses=_FILE,
+        description="The float32 array at full resolution (NumPy .npy), in [0, 1], 1 = white.",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, BinaryRenderer])
+    def array(self, request, pk=None):
+        image = self.get_object()
+        return self._file(image.array_path, "application/octet-stream", f"{image.key}.npy")
+
+    @extend_schema(
+        responses={(200, "application/dicom"): OpenApiTypes.BINARY},
+        description="The de-identified DICOM file (404 for images uploaded as PNG or JPEG).",
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, BinaryRenderer])
+    def dicom(self, request, pk=None):
+        image = self.get_object()
+        return self._file(image.dicom_path, "application/dicom", f"{image.key}.dcm")
+
+
+class ImageClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImageClass
+        fields = ["id", "lab", "name", "position", "created_at"]
+        read_only_fields = fields
+
+
+class ImageClassCreateSerializer(StrictSerializer):
+    lab = UserLabField()
+    name = serializers.CharField(max_length=60)
+
+
+class ImageClassViewSet(
+    LabScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The label vocabulary of your labs (by default Normal, CHF, Pneumonia)."""
+
+    queryset = ImageClass.objects.select_related("lab")
+    serializer_class = ImageClassSerializer
+    filterset_fields = ["lab"]
+    ordering_fields = ["position", "name"]
+    write_action = Action.WRITE
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    @extend_schema(request=ImageClassCreateSerializer, responses={201: ImageClassSerializer})
+    def create(self, request, *args, **kwargs):
+        data = ImageClassCreateSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        self.require_lab_action(data.validated_data["lab"])
+        image_class = services.image_class_create(actor=request.user, **data.validated_data)
+        return Response(ImageClassSerializer(image_class).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.image_class_delete(image_class=instance, actor=self.request.user)

@@ -1,0 +1,89 @@
+"""Content-addressed, atomic file writes through Django's storage API.
+
+A file's name is the SHA-256 of its bytes, so the same content is written once. On the
+filesystem, bytes go to a temporary file beside the target and are renamed into place, so a
+reader never sees half a file; remote storages (S3) write objects atomically by themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import Storage, default_storage
+
+CHUNK = 1024 * 1024
+
+
+def content_name(*, lab_id: int, kind: str, digest: str, ext: str) -> str:
+    """``imaging/lab-<id>/<kind>/<ab>/<sha256>.<ext>``: per lab, so a delete never reaches
+    another lab's files."""
+    return f"imaging/lab-{lab_id}/{kind}/{digest[:2]}/{digest}.{ext}"
+
+
+def file_sha256(fh: BinaryIO) -> str:
+    fh.seek(0)
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(CHUNK), b""):
+        digest.update(chunk)
+    fh.seek(0)
+    return digest.hexdigest()
+
+
+def _local_path(storage: Storage, name: str) -> Path | None:
+    try:
+        return Path(storage.path(name))
+    except NotImplementedError:
+        return None
+
+
+class FileBatch:
+    """The files one ingest wrote, so that they can be removed if its row is not saved."""
+
+    def __init__(self, storage: Storage | None = None):
+        self.storage = storage or default_storage
+        self.created: list[str] = []
+
+    def put(self, *, lab_id: int, kind: str, ext: str, fh: BinaryIO) -> str:
+        """Store ``fh``'s bytes at their content-addressed name; returns the name."""
+        name = content_name(lab_id=lab_id, kind=kind, digest=file_sha256(fh), ext=ext)
+        if self.storage.exists(name):
+            return name  # same bytes already there (content-addressed)
+        local = _local_path(self.storage, name)
+        if local is None:
+            saved = self.storage.save(name, File(fh, name=name))
+            self.created.append(saved)
+            return saved
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=local.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                for chunk in iter(lambda: fh.read(CHUNK), b""):
+                    tmp.write(chunk)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.chmod(tmp_name, settings.FILE_UPLOAD_PERMISSIONS or 0o644)
+            os.replace(tmp_name, local)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        self.created.append(name)
+        return name
+
+    def discard(self) -> None:
+        """Delete every file this batch created (the row that would name them was not saved)."""
+        for name in self.created:
+            self.storage.delete(name)
+        self.created.clear()
+
+
+def spooled_temp() -> tempfile.SpooledTemporaryFile:
+    """A temporary file that stays in memory up to FILE_UPLOAD_MAX_MEMORY_SIZE, then on disk."""
+    return tempfile.SpooledTemporaryFile(
+        max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, dir=settings.FILE_UPLOAD_TEMP_DIR
+    )

@@ -1,0 +1,11 @@
+from rest_framework.routers import DefaultRouter
+
+from apps.imaging import api
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.include_format_suffixes = False
+router.register("images", api.ImageViewSet, basename="image")
+router.register("image-classes", api.ImageClassViewSet, basename="image-class")
+
+urlpatterns = router.urls

@@ -1,0 +1,48 @@
+"""Acceptance: a synthetic DICOM full of PHI (ml.synthetic), uploaded through the API, is stored
+as a file in which none of the PHI values appear, with new UIDs and PatientIdentityRemoved."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+
+from apps.imaging.models import Image
+from tests.apps.imaging.conftest import as_upload
+from tests.conftest import client_for
+
+synthetic = pytest.importorskip("ml.synthetic")
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_every_phi_value_the_generator_wrote_is_gone(personas, media, tmp_path, photometric):
+    phantom = synthetic.make_phantom("CHF", seed=3, height=300, width=250)
+    written = synthetic.write_dicom(
+        phantom, tmp_path / "p10_s1.dcm", photometric=photometric, seed=3,
+        burned_in_annotation=True,
+    )  # fmt: skip
+    response = client_for(personas.researcher_a).post(
+        "/api/v1/images/",
+        {"lab": personas.lab_a.pk, "files": [as_upload("p10_s1.dcm", written.path.read_bytes())]},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.json()
+    image = Image.objects.get()
+    assert image.burned_in_annotation and image.photometric_interpretation == photometric
+    stored = (media / image.dicom_path).read_bytes()
+    searched = [p for p in written.phi if p.searchable]
+    assert len(searched) >= 30
+    for phi in searched:
+        assert phi.value.encode() not in stored, (phi.keyword, phi.value)
+    for uid in (written.study_uid, written.series_uid, written.sop_uid):
+        assert uid.encode() not in stored
+    ds = dcmread(io.BytesIO(stored))
+    assert ds.PatientIdentityRemoved == "YES"
+    assert ds.StudyInstanceUID.startswith("2.25.") and ds.SOPInstanceUID.startswith("2.25.")
+    # Whatever the photometric interpretation, the lungs are dark and the spine bright.
+    array = np.load(media / image.array_path)
+    assert array.shape == (300, 250)
+    assert array[150, 125] > array[150, 70]
