@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.labs",
     "apps.imaging",
+    "apps.gaze",
 ]
 
 MIDDLEWARE = [
@@ -161,6 +162,27 @@ IMAGING_ZIP_MAX_RATIO = env_int("IMAGING_ZIP_MAX_RATIO", 200, minimum=1)
 IMAGING_ZIP_MAX_FILES = env_int("IMAGING_ZIP_MAX_FILES", 10000, minimum=1)
 IMAGING_PREVIEW_MAX_SIDE = env_int("IMAGING_PREVIEW_MAX_SIDE", 1024, minimum=64)
 
+
+# Gaze: quality grades (each measure grades on its own; the worst wins) and parse batching.
+def _as_float(prefix: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{prefix}* setting {raw!r} is not a number.") from None
+
+
+_Q = "GAZE_QUALITY_"
+GAZE_QUALITY_THRESHOLDS = {
+    "good_valid_pct": _as_float(_Q, env_str("GAZE_QUALITY_GOOD_VALID_PCT", default="90")),
+    "usable_valid_pct": _as_float(_Q, env_str("GAZE_QUALITY_USABLE_VALID_PCT", default="70")),
+    "good_on_image_pct": _as_float(_Q, env_str("GAZE_QUALITY_GOOD_ON_IMAGE_PCT", default="80")),
+    "usable_on_image_pct": _as_float(_Q, env_str("GAZE_QUALITY_USABLE_ON_IMAGE_PCT", default="50")),
+    "good_error_deg": _as_float(_Q, env_str("GAZE_QUALITY_GOOD_ERROR_DEG", default="0.5")),
+    "usable_error_deg": _as_float(_Q, env_str("GAZE_QUALITY_USABLE_ERROR_DEG", default="1.0")),
+    "min_fixations": env_int("GAZE_QUALITY_MIN_FIXATIONS", 1, minimum=0),
+}
+GAZE_FIXATION_BATCH_SIZE = env_int("GAZE_FIXATION_BATCH_SIZE", 5000, minimum=1)
+
 # --- Security (production-like when DEBUG is off) --------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=not DEBUG)
@@ -206,7 +228,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "apps.labs.roles.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "apps.labs.roles.Role",
+        "RecordingStatusEnum": "apps.gaze.models.Recording.Status",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------

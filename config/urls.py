@@ -7,6 +7,7 @@ from apps.core import api as core_api
 api_v1 = [
     path("", include("apps.labs.urls_api")),
     path("", include("apps.imaging.urls_api")),
+    path("", include("apps.gaze.urls_api")),
     path("health/", include("apps.core.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
@@ -18,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("apps.labs.urls")),
     path("", include("apps.imaging.urls")),
+    path("", include("apps.gaze.urls")),
 ]
 
 

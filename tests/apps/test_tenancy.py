@@ -15,9 +15,17 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from apps.gaze.models import Fixation, Reader, Reading, ReadingSession, Recording
 from apps.imaging.models import Image, ImageClass
 from apps.labs.models import ApiToken, Lab, Membership
 from apps.labs.services import api_token_create
+from tests.apps.gaze.objects import (
+    gaze_fixation,
+    gaze_reader,
+    gaze_reading,
+    gaze_recording,
+    gaze_session,
+)
 from tests.conftest import Personas, client_for
 
 DOC_VIEWS = (SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView)
@@ -132,6 +140,36 @@ RESOURCES: dict[
         lambda p: {"lab": p.lab_a.pk, "name": "Effusion"},
         lambda p: ImageClass.objects.get(lab=p.lab_b, name="CHF"),
     ),
+    "reader": (
+        lambda p: gaze_reader(p.lab_a),
+        Reader,
+        lambda p: {"lab": p.lab_a.pk, "code": "R9"},
+        lambda p: gaze_reader(p.lab_b),
+    ),
+    "session": (
+        lambda p: gaze_session(p.lab_a),
+        ReadingSession,
+        lambda p: {"lab": p.lab_a.pk, "reader": gaze_reader(p.lab_a).pk},
+        lambda p: gaze_session(p.lab_b),
+    ),
+    "recording": (
+        lambda p: gaze_recording(p.lab_a, p.researcher_a),
+        Recording,
+        lambda p: {"session": gaze_session(p.lab_a).pk},
+        lambda p: gaze_recording(p.lab_b, p.admin_b),
+    ),
+    "reading": (
+        lambda p: gaze_reading(p.lab_a, _image(p.lab_a, p.researcher_a)),
+        Reading,
+        None,
+        lambda p: gaze_reading(p.lab_b, _image(p.lab_b, p.admin_b)),
+    ),
+    "fixation": (
+        lambda p: gaze_fixation(p.lab_a, _image(p.lab_a, p.researcher_a)),
+        Fixation,
+        None,
+        lambda p: gaze_fixation(p.lab_b, _image(p.lab_b, p.admin_b)),
+    ),
 }
 UPDATE_BODY = {
     "lab": {"name": "Renamed"},
@@ -139,6 +177,11 @@ UPDATE_BODY = {
     "token": {},
     "image": {"label": "CHF"},
     "image-class": {},
+    "reader": {"specialty": "chest"},
+    "session": {"name": "Renamed"},
+    "recording": {},
+    "reading": {"use_for_training": False},
+    "fixation": {},
 }
 
 

@@ -1,0 +1,205 @@
+"""Readers, reading sessions, uploaded recordings, and the readings and fixations parsed from them.
+
+A ``Recording`` is one uploaded export (stored content-addressed); parsing it creates one
+``Reading`` per (session, image) it names, each with its ``Fixation`` rows in image pixels.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from apps.imaging.models import Image
+from apps.labs.models import Lab
+
+
+class Reader(models.Model):
+    """A radiologist, by code; optionally a member of the lab (then they may upload their own
+    sessions)."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="readers")
+    code = models.CharField(max_length=60, help_text="Lab-unique code, e.g. R1.")
+    years_experience = models.PositiveSmallIntegerField(null=True, blank=True)
+    specialty = models.CharField(max_length=120, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="gaze_readers", help_text="The lab member this reader is, if any.",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["lab_id", "code", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lab", "code"], name="gaze_reader_unique_code"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class ReadingSession(models.Model):
+    """One sitting of a reader at an eye tracker, with the display geometry needed to map gaze."""
+
+    class Placement(models.TextChoices):
+        AUTO = "auto", "As the export says (else fit)"
+        FIT = "fit", "Fit to the screen with padding"
+        RECT = "rect", "A fixed rectangle"
+
+    class Detection(models.TextChoices):
+        AUTO = "auto", "Vendor fixations when present, else I-VT"
+        IVT = "ivt", "Always re-detect with I-VT"
+        IDT = "idt", "Always re-detect with I-DT"
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="reading_sessions")
+    reader = models.ForeignKey(Reader, on_delete=models.PROTECT, related_name="sessions")
+    name = models.CharField(max_length=200, blank=True)
+    date = models.DateField(null=True, blank=True)
+    tracker_make = models.CharField(max_length=120, blank=True)
+    tracker_model = models.CharField(max_length=120, blank=True)
+    sampling_rate_hz = models.FloatField(null=True, blank=True)
+    screen_width_px = models.PositiveIntegerField(default=1920)
+    screen_height_px = models.PositiveIntegerField(default=1080)
+    screen_width_mm = models.FloatField(null=True, blank=True)
+    screen_height_mm = models.FloatField(null=True, blank=True)
+    viewing_distance_mm = models.FloatField(null=True, blank=True)
+    image_placement = models.CharField(
+        max_length=8, choices=Placement.choices, default=Placement.AUTO
+    )
+    fit_padding_px = models.PositiveIntegerField(
+        default=0, help_text="Margin kept free on every side when the image is fitted."
+    )
+    image_rect_left = models.FloatField(null=True, blank=True)
+    image_rect_top = models.FloatField(null=True, blank=True)
+    image_rect_width = models.FloatField(null=True, blank=True)
+    image_rect_height = models.FloatField(null=True, blank=True)
+    fixation_detection = models.CharField(
+        max_length=8, choices=Detection.choices, default=Detection.AUTO
+    )
+    detection_velocity_deg_s = models.FloatField(
+        null=True, blank=True, help_text="I-VT threshold (default 30 deg/s)."
+    )
+    detection_dispersion_deg = models.FloatField(
+        null=True, blank=True, help_text="I-DT threshold (default 1.0 deg)."
+    )
+    detection_min_duration_ms = models.FloatField(
+        null=True, blank=True, help_text="Shortest fixation (default 60 ms I-VT, 100 ms I-DT)."
+    )
+    notes = models.CharField(max_length=2000, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name or f"Session {self.pk} of {self.reader}"
+
+
+class Recording(models.Model):
+    """One uploaded eye-tracker export of a session, and the state of its parse."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PARSING = "parsing", "Parsing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="recordings")
+    session = models.ForeignKey(ReadingSession, on_delete=models.CASCADE, related_name="recordings")
+    original_name = models.CharField(max_length=255)
+    file_path = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    format = models.CharField(max_length=40, help_text="Detected from the content.")
+    companion_name = models.CharField(max_length=255, blank=True)
+    companion_path = models.CharField(
+        max_length=255, blank=True, help_text="EGD-CXR master_sheet.csv or REFLACX metadata."
+    )
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0-100")
+    errors = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    quality = models.JSONField(default=dict, blank=True)
+    unmatched_stimuli = models.JSONField(default=list, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "sha256"], name="gaze_recording_unique_file_per_session"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class Reading(models.Model):
+    """A reader's reading of one image within a session: its fixations and their quality."""
+
+    class Grade(models.TextChoices):
+        GOOD = "good", "Good"
+        USABLE = "usable", "Usable"
+        POOR = "poor", "Poor"
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="readings")
+    session = models.ForeignKey(ReadingSession, on_delete=models.CASCADE, related_name="readings")
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="readings")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="readings")
+    stimulus_name = models.CharField(max_length=500)
+    start_ms = models.FloatField(null=True, blank=True)
+    end_ms = models.FloatField(null=True, blank=True)
+    fixation_count = models.PositiveIntegerField(default=0)
+    dwell_ms = models.FloatField(default=0.0, help_text="Total fixation time on the image.")
+    fixation_source = models.CharField(max_length=10, default="vendor")
+    quality = models.JSONField(default=dict, blank=True)
+    grade = models.CharField(max_length=8, choices=Grade.choices, default=Grade.GOOD)
+    use_for_training = models.BooleanField(
+        default=True, help_text="Poor readings are left out by default."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session_id", "start_ms", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "image"], name="gaze_reading_unique_image"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image} in session {self.session_id}"
+
+
+class Fixation(models.Model):
+    """One fixation in image pixels; off-image fixations are kept and flagged."""
+
+    class Source(models.TextChoices):
+        VENDOR = "vendor", "Vendor"
+        DETECTED = "detected", "Detected"
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="+")
+    reading = models.ForeignKey(Reading, on_delete=models.CASCADE, related_name="fixations")
+    index = models.PositiveIntegerField()
+    start_ms = models.FloatField(null=True, blank=True)
+    duration_ms = models.FloatField()
+    x = models.FloatField(help_text="Image pixels (continuous; pixel i covers [i, i + 1)).")
+    y = models.FloatField()
+    on_image = models.BooleanField()
+    source = models.CharField(max_length=8, choices=Source.choices)
+
+    class Meta:
+        ordering = ["reading_id", "index"]
+        indexes = [models.Index(fields=["reading", "index"], name="gaze_fixation_reading_idx")]
+
+    def __str__(self) -> str:
+        return f"fixation {self.index} of reading {self.reading_id}"

@@ -1,0 +1,928 @@
+"""Writes of the gaze app: readers, sessions, recording uploads and their parse.
+
+The science (format readers, fixation detection, screen-to-image mapping, quality grades) lives
+in ``ml.gaze``; this module decides what to call with which geometry, and stores the result:
+all of a recording's readings and fixations in one transaction, or nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.gaze import storage
+from apps.gaze.models import Fixation, Reader, Reading, ReadingSession, Recording
+from apps.imaging.models import Image
+from apps.labs.models import Lab, User
+from apps.labs.roles import Action, role_allows
+from apps.labs.selectors import lab_roles_for_user
+from ml.gaze import (
+    FORMATS,
+    DisplayGeometry,
+    Fixations,
+    GazeFormatError,
+    GazeRecording,
+    IDTConfig,
+    ImageRect,
+    IVTConfig,
+    QualityThresholds,
+    Samples,
+    Stimulus,
+    detect_fixations,
+    detect_format,
+    map_to_image,
+    match_stimuli,
+    quality_report,
+    read_recording,
+)
+
+log = logging.getLogger(__name__)
+
+HEAD_BYTES = 64 * 1024
+# Exports that are the companion of another file (they give padding or ids), not gaze data.
+COMPANIONS = {"egd_cxr_master_sheet": "egd_cxr", "reflacx_metadata": "reflacx"}
+COMPANION_OPTION = {"egd_cxr": "master_sheet", "reflacx": "metadata", "neon": "sections"}
+# Options an uploader may pass to the format readers (everything else is refused).
+READER_OPTIONS = {
+    "time_unit", "space", "columns", "duration_unit", "delimiter", "kind", "eye", "trial_var",
+    "stimulus_column", "reading_id", "min_confidence",
+}  # fmt: skip
+APP_OPTIONS = {"image_key"}
+SCREEN_SPACES = ("screen_px", "screen_norm")
+# Pixels per degree assumed when a session gives no physical geometry (a 24" 1920 px monitor at
+# 65 cm); detection thresholds in degrees are converted with it, and the parse report says so.
+FALLBACK_PX_PER_DEG = 41.0
+
+
+class RecordingRejected(Exception):
+    """An upload that cannot be used; the message names the file (and line or column)."""
+
+    def __init__(self, message: str, *, filename: str = "") -> None:
+        super().__init__(message)
+        self.filename = filename
+
+
+# --- Readers and sessions ---------------------------------------------------------------------
+def _role(lab: Lab, user: User) -> str | None:
+    return lab_roles_for_user(user=user).get(lab.pk)
+
+
+def can_upload_to(*, session: ReadingSession, user: User) -> bool:
+    """Researchers and admins upload to any session of their lab; readers to their own."""
+    role = _role(session.lab, user)
+    if role_allows(role, Action.WRITE):
+        return True
+    return role_allows(role, Action.UPLOAD_OWN) and session.reader.user_id == user.pk
+
+
+def reader_create(
+    *,
+    lab: Lab,
+    code: str,
+    years_experience: int | None = None,
+    specialty: str = "",
+    user: User | None = None,
+) -> Reader:
+    """Add a coded reader to ``lab`` (optionally a member of it)."""
+    if user is not None and _role(lab, user) is None:
+        raise ValidationError({"user": ["This user is not a member of the lab."]})
+    if Reader.objects.filter(lab=lab, code__iexact=code).exists():
+        raise ValidationError({"code": [f"The lab has a reader {code!r} already."]})
+    return Reader.objects.create(
+        lab=lab, code=code, years_experience=years_experience, specialty=specialty, user=user
+    )
+
+
+def reader_update(*, reader: Reader, **changes: Any) -> Reader:
+    """Change a reader's code, experience, specialty or linked user."""
+    if "code" in changes and (
+        Reader.objects.filter(lab=reader.lab, code__iexact=changes["code"])
+        .exclude(pk=reader.pk)
+        .exists()
+    ):
+        raise ValidationError({"code": [f"The lab has a reader {changes['code']!r} already."]})
+    user = changes.get("user")
+    if user is not None and _role(reader.lab, user) is None:
+        raise ValidationError({"user": ["This user is not a member of the lab."]})
+    for name, value in changes.items():
+        setattr(reader, name, value)
+    reader.save()
+    return reader
+
+
+def reader_delete(*, reader: Reader) -> None:
+    """Delete a reader who has no sessions (sessions keep their reader)."""
+    if reader.sessions.exists():
+        raise ValidationError("This reader has reading sessions: delete those first.")
+    reader.delete()
+
+
+SESSION_FIELDS = (
+    "name", "date", "tracker_make", "tracker_model", "sampling_rate_hz", "screen_width_px",
+    "screen_height_px", "screen_width_mm", "screen_height_mm", "viewing_distance_mm",
+    "image_placement", "fit_padding_px", "image_rect_left", "image_rect_top", "image_rect_width",
+    "image_rect_height", "fixation_detection", "detection_velocity_deg_s",
+    "detection_dispersion_deg", "detection_min_duration_ms", "notes",
+)  # fmt: skip
+
+
+def _check_session(session: ReadingSession) -> None:
+    if session.image_placement == ReadingSession.Placement.RECT:
+        rect = (
+            session.image_rect_left,
+            session.image_rect_top,
+            session.image_rect_width,
+            session.image_rect_height,
+        )
+        if any(v is None for v in rect):
+            raise ValidationError(
+                {"image_rect_width": ["A 'rect' placement needs left, top, width and height."]}
+            )
+        if rect[2] <= 0 or rect[3] <= 0:
+            raise ValidationError({"image_rect_width": ["The rectangle must have a size."]})
+    mm = (session.screen_width_mm, session.screen_height_mm)
+    if (mm[0] is None) != (mm[1] is None):
+        raise ValidationError({"screen_height_mm": ["Give both screen sizes in mm, or neither."]})
+    for name in (
+        "screen_width_mm", "screen_height_mm", "viewing_distance_mm", "sampling_rate_hz",
+        "detection_velocity_deg_s", "detection_dispersion_deg", "detection_min_duration_ms",
+    ):  # fmt: skip
+        value = getattr(session, name)
+        if value is not None and not value > 0:
+            raise ValidationError({name: ["Must be above zero."]})
+    if 2 * session.fit_padding_px >= min(session.screen_width_px, session.screen_height_px):
+        raise ValidationError({"fit_padding_px": ["The padding leaves no room for the image."]})
+
+
+def reading_session_create(
+    *, lab: Lab, reader: Reader, created_by: User | None, **fields: Any
+) -> ReadingSession:
+    """Create a session of ``reader`` in ``lab``. The caller checks that the creator may (a
+    reader may create sessions only for themselves)."""
+    if reader.lab_id != lab.pk:
+        raise ValidationError({"reader": ["This reader is not of the lab."]})
+    unknown = set(fields) - set(SESSION_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown session fields: {sorted(unknown)}")
+    session = ReadingSession(lab=lab, reader=reader, created_by=created_by, **fields)
+    _check_session(session)
+    session.save()
+    return session
+
+
+def reading_session_update(*, session: ReadingSession, **fields: Any) -> ReadingSession:
+    """Change a session's details; its recordings keep their parse until re-parsed."""
+    for name, value in fields.items():
+        if name not in SESSION_FIELDS and name != "reader":
+            raise TypeError(f"unknown session field {name!r}")
+        setattr(session, name, value)
+    if session.reader.lab_id != session.lab_id:
+        raise ValidationError({"reader": ["This reader is not of the lab."]})
+    _check_session(session)
+    session.save()
+    return session
+
+
+def reading_session_delete(*, session: ReadingSession) -> None:
+    """Delete a session with its recordings, readings and fixations (stored files stay: they are
+    content-addressed and may be shared)."""
+    session.delete()
+
+
+# --- Upload -----------------------------------------------------------------------------------
+@dataclass
+class Upload:
+    """One uploaded file: its handle, name and size."""
+
+    file: BinaryIO
+    filename: str
+    size: int
+
+
+def _head(fh: BinaryIO) -> bytes:
+    fh.seek(0)
+    head = fh.read(HEAD_BYTES)
+    fh.seek(0)
+    return head
+
+
+def _refusal(fmt: str, upload: Upload) -> str:
+    """The reader's own message for a format that is refused (EDF, summaries, companions)."""
+    with tempfile.NamedTemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR, suffix=".bin") as tmp:
+        tmp.write(_head(upload.file))
+        tmp.flush()
+        try:
+            FORMATS[fmt](tmp.name)
+        except GazeFormatError as exc:
+            return str(exc).replace(tmp.name, upload.filename)
+    return f"{upload.filename}: this file cannot be read as gaze data"
+
+
+def _detect(upload: Upload) -> str:
+    try:
+        return detect_format(_head(upload.file))
+    except GazeFormatError as exc:
+        raise RecordingRejected(f"{upload.filename}: {exc}", filename=upload.filename) from None
+
+
+def _clean_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    options = dict(options or {})
+    unknown = sorted(set(options) - READER_OPTIONS - APP_OPTIONS)
+    if unknown:
+        raise RecordingRejected(
+            f"unknown option(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(READER_OPTIONS | APP_OPTIONS))}"
+        )
+    return options
+
+
+def recording_upload(
+    *,
+    session: ReadingSession,
+    uploaded_by: User | None,
+    uploads: Iterable[Upload],
+    options: dict[str, Any] | None = None,
+    enqueue: bool = True,
+) -> list[Recording]:
+    """Store one or many exports of a session and queue their parse.
+
+    The format of each file is detected at once from its content, so a wrong file is refused
+    before anything is stored. Companion files (EGD-CXR's master_sheet.csv, REFLACX metadata)
+    sent with the exports they describe are attached to them rather than parsed.
+
+    Args:
+        session: The session the exports belong to (the caller checks the uploader may).
+        uploaded_by: Who uploads.
+        uploads: The files.
+        options: Reader options for every file (``time_unit``/``space`` for a generic CSV,
+            ``reading_id`` for REFLACX...) and ``image_key`` for exports that name no image.
+        enqueue: Queue the parse on commit (False: the caller parses).
+
+    Returns:
+        The recordings, one per gaze export (an export already uploaded to this session is
+        returned as it is, not stored twice).
+
+    Raises:
+        RecordingRejected: naming the file; nothing of the batch is stored.
+    """
+    options = _clean_options(options)
+    uploads = list(uploads)
+    if not uploads:
+        raise RecordingRejected("no files were uploaded")
+    for u in uploads:
+        if u.size > settings.UPLOAD_MAX_BYTES:
+            raise RecordingRejected(
+                f"{u.filename}: is larger than {settings.UPLOAD_MAX_BYTES} bytes",
+                filename=u.filename,
+            )
+    kinds = [(u, _detect(u)) for u in uploads]
+    exports = [(u, f) for u, f in kinds if f not in COMPANIONS]
+    companions = [(u, f) for u, f in kinds if f in COMPANIONS]
+    if not exports:
+        u, f = kinds[0]
+        raise RecordingRejected(_refusal(f, u), filename=u.filename)
+    for u, f in exports:
+        if FORMATS[f].__name__ == "refuse":  # summaries, companions of other formats
+            raise RecordingRejected(_refusal(f, u), filename=u.filename)
+        if f == "eyelink_edf":
+            raise RecordingRejected(_refusal(f, u), filename=u.filename)
+        if f == "generic_csv" and not {"time_unit", "space"} <= set(options):
+            raise RecordingRejected(
+                f"{u.filename}: a generic CSV needs its time unit and coordinate space declared "
+                "(options time_unit = ms, s, us or ns, and space = screen_px, image_px...)",
+                filename=u.filename,
+            )
+    for u, f in companions:
+        if not any(COMPANIONS[f] == ef for _, ef in exports):
+            raise RecordingRejected(
+                f"{u.filename}: {f.replace('_', ' ')} describes {COMPANIONS[f]} exports, and "
+                "none was uploaded with it",
+                filename=u.filename,
+            )
+    lab = session.lab
+    companion_of: dict[str, tuple[str, str]] = {}
+    recordings: list[Recording] = []
+    with transaction.atomic():
+        for u, f in companions:
+            name, _, _ = storage.put(lab_id=lab.pk, fh=u.file)
+            companion_of[COMPANIONS[f]] = (u.filename, name)
+        for u, f in exports:
+            name, digest, _ = storage.put(lab_id=lab.pk, fh=u.file)
+            existing = Recording.objects.filter(session=session, sha256=digest).first()
+            if existing is not None:
+                recordings.append(existing)
+                continue
+            comp_name, comp_path = companion_of.get(f, ("", ""))
+            rec = Recording.objects.create(
+                lab=lab,
+                session=session,
+                original_name=u.filename[:255],
+                file_path=name,
+                size=u.size,
+                sha256=digest,
+                format=f,
+                companion_name=comp_name[:255],
+                companion_path=comp_path,
+                options=options,
+                uploaded_by=uploaded_by,
+            )
+            recordings.append(rec)
+            if enqueue:
+                _enqueue(rec.pk)
+    return recordings
+
+
+def _enqueue(recording_id: int) -> None:
+    from apps.gaze.tasks import recording_parse_task
+
+    transaction.on_commit(lambda: recording_parse_task.apply_async(args=[recording_id]))
+
+
+def recording_reparse(*, recording: Recording, actor: User | None = None) -> Recording:
+    """Queue a recording's parse again (after the session's geometry changed, or images were
+    added); its readings are replaced when the parse succeeds."""
+    with transaction.atomic():
+        rec = Recording.objects.select_for_update().get(pk=recording.pk)
+        if rec.status in (Recording.Status.QUEUED, Recording.Status.PARSING):
+            raise ValidationError("This recording is being parsed already.")
+        recording_update_status(recording=rec, status=Recording.Status.QUEUED, progress=0)
+        _enqueue(rec.pk)
+    return rec
+
+
+def recording_delete(*, recording: Recording) -> None:
+    """Delete a recording with its readings and fixations."""
+    recording.delete()
+
+
+def recording_update_status(
+    *,
+    recording: Recording,
+    status: str,
+    progress: int | None = None,
+    errors: list[str] | None = None,
+) -> Recording:
+    """The one door for a recording's status: queued -> parsing -> done | failed."""
+    now = timezone.now()
+    recording.status = status
+    fields = ["status"]
+    if progress is not None:
+        recording.progress = max(0, min(100, int(progress)))
+        fields.append("progress")
+    if errors is not None:
+        recording.errors = errors
+        fields.append("errors")
+    if status == Recording.Status.PARSING:
+        recording.started_at, recording.finished_at = now, None
+        fields += ["started_at", "finished_at"]
+    elif status in (Recording.Status.DONE, Recording.Status.FAILED):
+        recording.finished_at = now
+        fields.append("finished_at")
+    elif status == Recording.Status.QUEUED:
+        recording.errors, recording.started_at, recording.finished_at = [], None, None
+        fields += ["errors", "started_at", "finished_at"]
+    recording.save(update_fields=sorted(set(fields)))
+    return recording
+
+
+def recording_report_progress(*, recording_id: int, progress: int) -> None:
+    """Progress of a running parse, for the page that polls it (no other field changes)."""
+    Recording.objects.filter(pk=recording_id, status=Recording.Status.PARSING).update(
+        progress=max(0, min(99, int(progress)))
+    )
+
+
+def recording_claim(*, recording_id: int) -> Recording | None:
+    """Move a queued recording to parsing under a row lock; None when it is not queued (a
+    duplicate delivery, or a recording deleted since), so a task that runs twice does nothing."""
+    with transaction.atomic():
+        rec = Recording.objects.select_for_update().filter(pk=recording_id).first()
+        if rec is None or rec.status != Recording.Status.QUEUED:
+            return None
+        return recording_update_status(recording=rec, status=Recording.Status.PARSING, progress=1)
+
+
+# --- Parse ------------------------------------------------------------------------------------
+@dataclass
+class ReadingRows:
+    """What one (session, image) reading of a recording will store."""
+
+    image: Image
+    stimulus_name: str
+    start_ms: float | None
+    end_ms: float | None
+    source: str
+    quality: dict
+    start: np.ndarray
+    duration: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    on_image: np.ndarray
+
+
+@dataclass
+class ParseResult:
+    readings: list[ReadingRows] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    quality: dict = field(default_factory=dict)
+
+
+def thresholds_from_settings() -> QualityThresholds:
+    """The lab-wide quality thresholds (``GAZE_QUALITY_*`` settings)."""
+    return QualityThresholds(**settings.GAZE_QUALITY_THRESHOLDS)
+
+
+def session_geometry(
+    session: ReadingSession, screen_px: tuple[int, int] | None = None
+) -> DisplayGeometry:
+    """The session's display as ``ml.gaze`` wants it (the file's own screen size wins)."""
+    mm = None
+    if session.screen_width_mm and session.screen_height_mm:
+        mm = (session.screen_width_mm, session.screen_height_mm)
+    return DisplayGeometry(
+        screen_px=screen_px or (session.screen_width_px, session.screen_height_px),
+        screen_mm=mm,
+        distance_mm=session.viewing_distance_mm,
+    )
+
+
+def _padding_rect(
+    pads: dict[str, float], image_size: tuple[int, int], screen_px: tuple[int, int]
+) -> ImageRect:
+    """EGD-CXR's padding: in image pixels when image + pads has the screen's aspect ratio (the
+    image was padded to the screen's shape, then shown full screen), else in screen pixels."""
+    iw, ih = image_size
+    sw, sh = screen_px
+    pw, ph = iw + pads["left"] + pads["right"], ih + pads["top"] + pads["bottom"]
+    as_image_px = abs(pw / ph - sw / sh) / (sw / sh)
+    rest_w, rest_h = sw - pads["left"] - pads["right"], sh - pads["top"] - pads["bottom"]
+    as_screen_px = (
+        abs(rest_w / rest_h - iw / ih) / (iw / ih) if rest_w > 0 and rest_h > 0 else math.inf
+    )
+    if as_image_px <= as_screen_px:
+        scale = min(sw / pw, sh / ph)
+        left = (sw - pw * scale) / 2 + pads["left"] * scale
+        top = (sh - ph * scale) / 2 + pads["top"] * scale
+        return ImageRect(left, top, iw * scale, ih * scale)
+    return ImageRect.from_padding(screen_px, **pads)
+
+
+def image_rect(
+    *,
+    session: ReadingSession,
+    stimulus: Stimulus | None,
+    image_size: tuple[int, int],
+    screen_px: tuple[int, int],
+) -> ImageRect:
+    """Where the image was on screen: the session's rectangle, the export's own placement (EyeLink
+    IMGLOAD, EGD-CXR padding, Tobii media position) when the session says "auto", else fitted."""
+    P = ReadingSession.Placement
+    if session.image_placement == P.RECT:
+        return ImageRect(
+            session.image_rect_left,
+            session.image_rect_top,
+            session.image_rect_width,
+            session.image_rect_height,
+        )
+    placement = stimulus.placement if stimulus is not None else None
+    if session.image_placement == P.AUTO and placement:
+        if placement.get("anchor") == "padding":
+            pads = {k: float(placement[k]) for k in ("top", "bottom", "left", "right")}
+            return _padding_rect(pads, image_size, screen_px)
+        if placement.get("anchor") == "fill" or placement.get("x") is not None:
+            return ImageRect.from_placement(placement, image_size, screen_px)
+    pad = session.fit_padding_px
+    inner = ImageRect.fit((screen_px[0] - 2 * pad, screen_px[1] - 2 * pad), image_size)
+    return ImageRect(inner.left + pad, inner.top + pad, inner.width, inner.height)
+
+
+def _to_image(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    space: str,
+    rect: ImageRect,
+    image_size: tuple[int, int],
+    screen_px: tuple[int, int],
+):
+    return map_to_image(
+        x, y, space=space, image_size=image_size, rect=rect if space in SCREEN_SPACES else None,
+        screen_px=screen_px,
+    )  # fmt: skip
+
+
+def detection_config(session: ReadingSession) -> IVTConfig | IDTConfig:
+    """The session's I-VT or I-DT parameters (``ml.gaze`` defaults where it sets none)."""
+    if session.fixation_detection == ReadingSession.Detection.IDT:
+        cfg = IDTConfig()
+        return IDTConfig(
+            dispersion_threshold=session.detection_dispersion_deg or cfg.dispersion_threshold,
+            min_duration_ms=session.detection_min_duration_ms or cfg.min_duration_ms,
+        )
+    cfg = IVTConfig()
+    return IVTConfig(
+        velocity_threshold=session.detection_velocity_deg_s or cfg.velocity_threshold,
+        min_duration_ms=session.detection_min_duration_ms or cfg.min_duration_ms,
+    )
+
+
+def _fixations(
+    rec: GazeRecording, session: ReadingSession, geometry: DisplayGeometry, warnings: list[str]
+) -> Fixations:
+    """Vendor fixations when present (unless the session asks for re-detection), else I-VT/I-DT
+    on the samples, in degrees where the geometry allows."""
+    D = ReadingSession.Detection
+    redetect = session.fixation_detection in (D.IVT, D.IDT)
+    if rec.fixations is not None and (not redetect or rec.samples is None):
+        if redetect:
+            warnings.append("re-detection asked for, but the export has no samples: vendor used")
+        return rec.fixations
+    if rec.samples is None or len(rec.samples) < 2:
+        raise GazeFormatError("the export has neither fixations nor enough samples", path=rec.path)
+    method = "idt" if session.fixation_detection == D.IDT else "ivt"
+    cfg = detection_config(session)
+    s = rec.samples
+    rate = session.sampling_rate_hz or None
+    if s.space in SCREEN_SPACES and geometry.has_angles:
+        return detect_fixations(s, method=method, geometry=geometry, config=cfg, rate_hz=rate)
+    # No degrees from the geometry: scale positions to approximate degrees first.
+    ppd = None
+    extra = s.extra
+    if "angular_resolution_x_pixels_per_degree" in extra:  # REFLACX: image px per degree per row
+        ppd = (
+            extra["angular_resolution_x_pixels_per_degree"],
+            extra["angular_resolution_y_pixels_per_degree"],
+        )
+    else:
+        sw, sh = geometry.screen_px if s.space == "screen_norm" else (1, 1)
+        ppd = (FALLBACK_PX_PER_DEG / sw, FALLBACK_PX_PER_DEG / sh)
+        warnings.append(
+            f"no screen size in mm or viewing distance: detection assumed "
+            f"{FALLBACK_PX_PER_DEG:g} px per degree"
+        )
+    px, py = (np.asarray(v, float) for v in ppd)
+    scaled = Samples(s.time_ms, s.x / px, s.y / py, s.valid, s.pupil, s.stimulus, s.line, "deg")
+    fx = detect_fixations(scaled, method=method, config=cfg, rate_hz=rate)
+    # Positions back in the samples' units: the mean of the fixation's samples.
+    t = s.time_ms
+    xs, ys = np.empty(len(fx)), np.empty(len(fx))
+    for k in range(len(fx)):
+        a = np.searchsorted(t, fx.start_ms[k], side="left")
+        b = np.searchsorted(t, fx.start_ms[k] + fx.duration_ms[k] - 1e-6, side="left")
+        sel = slice(a, max(b, a + 1))
+        ok = s.valid[sel]
+        xs[k] = np.nanmean(s.x[sel][ok]) if ok.any() else np.nan
+        ys[k] = np.nanmean(s.y[sel][ok]) if ok.any() else np.nan
+    return Fixations(fx.start_ms, fx.duration_ms, xs, ys, fx.stimulus, s.space, "detected")
+
+
+def _calibration_screens(
+    rec: GazeRecording, geometry: DisplayGeometry, screen_px: tuple[int, int]
+) -> list[dict]:
+    """Error on EGD-CXR's calibration screens (a dot at the screen centre): mean valid gaze
+    minus the centre, in degrees where the geometry allows."""
+    s = rec.samples
+    out = []
+    if s is None or s.space not in SCREEN_SPACES:
+        return out
+    for i, st in enumerate(rec.stimuli):
+        if st.source != "calibration":
+            continue
+        sel = (s.stimulus == i) & s.valid
+        if sel.sum() < 3:
+            continue
+        x, y = s.x[sel], s.y[sel]
+        if s.space == "screen_norm":
+            x, y = x * screen_px[0], y * screen_px[1]
+        mx, my = float(np.median(x)), float(np.median(y))
+        cx, cy = (screen_px[0] - 1) / 2, (screen_px[1] - 1) / 2
+        row = {"name": st.name, "error_px": round(math.hypot(mx - cx, my - cy), 2)}
+        if geometry.has_angles:
+            dx, dy = geometry.pix2deg(np.array([mx]), np.array([my]))
+            row["error_deg"] = round(float(math.hypot(dx[0], dy[0])), 3)
+        out.append(row)
+    return out
+
+
+def recording_read(*, recording: Recording, path: str, companion: str | None) -> GazeRecording:
+    """Read a stored export with its options, its companion file and the session's screen."""
+    opts = {k: v for k, v in recording.options.items() if k in READER_OPTIONS}
+    fmt = recording.format
+    if companion and fmt in COMPANION_OPTION:
+        opts[COMPANION_OPTION[fmt]] = companion
+    reader = FORMATS[fmt]
+    session = recording.session
+    params = inspect.signature(reader).parameters
+    if "screen_size_px" in params and "screen_size_px" not in opts:
+        opts["screen_size_px"] = (session.screen_width_px, session.screen_height_px)
+    for k in list(opts):
+        if k not in params:
+            opts.pop(k)
+    rec = read_recording(path, format=fmt, **opts)
+    # Messages name the stored path: name the uploaded file instead.
+    rec.warnings = [w.replace(path, recording.original_name) for w in rec.warnings]
+    return rec
+
+
+def recording_analyse(
+    *,
+    recording: Recording,
+    rec: GazeRecording,
+    images: dict[str, Image] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ParseResult:
+    """Detect, map, match and grade a read recording; nothing is stored here.
+
+    Args:
+        recording: The recording (for its session and options).
+        rec: What ``ml.gaze`` read from its file.
+        images: The lab's images by key (default: all of the lab's).
+        progress: Called with a percentage as the work advances.
+    """
+    session = recording.session
+    progress = progress or (lambda p: None)
+    out = ParseResult(warnings=list(rec.warnings))
+    screen_px = rec.screen_size_px or (session.screen_width_px, session.screen_height_px)
+    if rec.screen_size_px and tuple(rec.screen_size_px) != (
+        session.screen_width_px,
+        session.screen_height_px,
+    ):
+        out.warnings.append(
+            f"the export states a {screen_px[0]}x{screen_px[1]} screen; the session says "
+            f"{session.screen_width_px}x{session.screen_height_px}: the export's was used"
+        )
+    geometry = session_geometry(session, tuple(screen_px))
+    image_key = recording.options.get("image_key")
+    if image_key and not rec.stimuli:
+        # Exports that name no image: everything is a reading of the image the uploader named.
+        rec.stimuli = [Stimulus(image_key, image_key, math.nan, math.nan, "upload option")]
+        if rec.samples is not None:
+            rec.samples.stimulus[:] = 0
+        if rec.fixations is not None:
+            rec.fixations.stimulus[:] = 0
+    if not rec.stimuli:
+        raise GazeFormatError(
+            "the export names no image (no stimulus, trial or media): upload it with the "
+            "option image_key naming the image",
+            path=recording.original_name,
+        )
+    fx = _fixations(rec, session, geometry, out.warnings)
+    progress(45)
+    if images is None:
+        images = {i.key: i for i in Image.objects.filter(lab=recording.lab)}
+    match = match_stimuli(rec.stimuli, list(images), skip_sources=("calibration",))
+    out.unmatched = match.unmatched
+    groups: dict[str, list[int]] = {}
+    for i, key in match.matched.items():
+        groups.setdefault(key, []).append(i)
+    s = rec.samples
+    all_on: list[np.ndarray] = []
+    thresholds = thresholds_from_settings()
+    n_groups = max(1, len(groups))
+    for g, (key, idxs) in enumerate(groups.items()):
+        image = images[key]
+        size = (image.width, image.height)
+        first = rec.stimuli[idxs[0]]
+        rect = image_rect(session=session, stimulus=first, image_size=size, screen_px=screen_px)
+        fsel = np.isin(fx.stimulus, idxs)
+        pts = _to_image(
+            fx.x[fsel], fx.y[fsel], space=fx.space, rect=rect, image_size=size,
+            screen_px=screen_px,
+        )  # fmt: skip
+        on_samples = None
+        if s is not None:
+            ssel = np.isin(s.stimulus, idxs)
+            sp = _to_image(
+                s.x[ssel], s.y[ssel], space=s.space, rect=rect, image_size=size,
+                screen_px=screen_px,
+            )  # fmt: skip
+            on_samples = sp.on_image
+            all_on.append(sp.on_image[s.valid[ssel]])
+        reports = [
+            quality_report(
+                rec,
+                stimulus=i,
+                on_image=on_samples if len(idxs) == 1 else None,
+                fixations=fx,
+                thresholds=thresholds,
+            )
+            for i in idxs
+        ]
+        q = max(reports, key=lambda r: ("good", "usable", "poor").index(r.grade)).as_dict()
+        q["fixation_count"] = int(fsel.sum())
+        durations = fx.duration_ms[fsel]
+        q["mean_fixation_ms"] = float(np.mean(durations)) if durations.size else None
+        q["image_rect"] = [round(v, 3) for v in (rect.left, rect.top, rect.width, rect.height)]
+        starts = [st.start_ms for st in (rec.stimuli[i] for i in idxs)]
+        ends = [st.end_ms for st in (rec.stimuli[i] for i in idxs)]
+        start = np.nanmin(starts) if np.isfinite(starts).any() else None
+        end = np.nanmax(ends) if np.isfinite(ends).any() else None
+        if start is None and fsel.any():
+            start = float(np.nanmin(fx.start_ms[fsel]))
+        if end is None and fsel.any():
+            end = float(np.nanmax(fx.end_ms[fsel]))
+        out.readings.append(
+            ReadingRows(
+                image=image,
+                stimulus_name=first.name[:500],
+                start_ms=_finite(start),
+                end_ms=_finite(end),
+                source=fx.source,
+                quality=q,
+                start=fx.start_ms[fsel],
+                duration=fx.duration_ms[fsel],
+                x=pts.x,
+                y=pts.y,
+                on_image=pts.on_image,
+            )
+        )
+        progress(45 + int(35 * (g + 1) / n_groups))
+    stray = int((fx.stimulus < 0).sum())
+    if stray:
+        out.warnings.append(f"{stray} fixation(s) fall outside every stimulus and were left out")
+    whole = quality_report(
+        rec,
+        on_image=np.concatenate(all_on) if all_on else None,
+        fixations=fx,
+        thresholds=thresholds,
+    ).as_dict()
+    whole["format"] = rec.format
+    whole["tracker"] = rec.tracker
+    whole["fixation_source"] = fx.source
+    whole["stimuli"] = len(rec.stimuli)
+    whole["readings"] = len(out.readings)
+    whole["calibration_screens"] = _calibration_screens(rec, geometry, tuple(screen_px))
+    if whole["calibration_screens"] and whole["validation_error_deg"] is None:
+        errs = [c["error_deg"] for c in whole["calibration_screens"] if "error_deg" in c]
+        whole["validation_error_deg"] = round(float(np.median(errs)), 3) if errs else None
+    out.quality = whole
+    return out
+
+
+def _finite(v) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+def _none_if_nan(a: np.ndarray) -> list:
+    return [None if not np.isfinite(v) else float(v) for v in a]
+
+
+def recording_store(*, recording: Recording, result: ParseResult) -> Recording:
+    """Replace the recording's readings and fixations with ``result``, in one transaction, and
+    mark it done. Images already read in this session by another recording are skipped and
+    reported."""
+    batch = settings.GAZE_FIXATION_BATCH_SIZE
+    warnings = list(result.warnings)
+    with transaction.atomic():
+        rec = Recording.objects.select_for_update().get(pk=recording.pk)
+        Reading.objects.filter(recording=rec).delete()
+        taken = dict(
+            Reading.objects.filter(session=rec.session_id).values_list("image_id", "recording_id")
+        )
+        for r in result.readings:
+            if r.image.pk in taken:
+                warnings.append(
+                    f"{r.image.key}: this session has a reading of it from recording "
+                    f"{taken[r.image.pk]} already; left out"
+                )
+                continue
+            grade = r.quality.get("grade", "good")
+            reading = Reading.objects.create(
+                lab_id=rec.lab_id,
+                session_id=rec.session_id,
+                recording=rec,
+                image=r.image,
+                stimulus_name=r.stimulus_name,
+                start_ms=r.start_ms,
+                end_ms=r.end_ms,
+                fixation_count=len(r.duration),
+                dwell_ms=float(np.nansum(r.duration[r.on_image])) if len(r.duration) else 0.0,
+                fixation_source=r.source,
+                quality=r.quality,
+                grade=grade,
+                use_for_training=grade != Reading.Grade.POOR,
+            )
+            taken[r.image.pk] = rec.pk
+            starts = _none_if_nan(r.start)
+            rows = (
+                Fixation(
+                    lab_id=rec.lab_id,
+                    reading_id=reading.pk,
+                    index=k,
+                    start_ms=starts[k],
+                    duration_ms=float(r.duration[k]),
+                    x=float(r.x[k]) if np.isfinite(r.x[k]) else -1.0,
+                    y=float(r.y[k]) if np.isfinite(r.y[k]) else -1.0,
+                    on_image=bool(r.on_image[k]),
+                    source=r.source,
+                )
+                for k in range(len(r.duration))
+            )
+            _bulk(rows, batch)
+        rec.warnings = warnings[:1000]
+        rec.quality = result.quality
+        rec.unmatched_stimuli = result.unmatched[:5000]
+        recording_update_status(recording=rec, status=Recording.Status.DONE, progress=100)
+        rec.save(update_fields=["warnings", "quality", "unmatched_stimuli"])
+    return rec
+
+
+def _bulk(rows: Iterable[Fixation], batch: int) -> None:
+    chunk: list[Fixation] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= batch:
+            Fixation.objects.bulk_create(chunk, batch_size=batch)
+            chunk = []
+    if chunk:
+        Fixation.objects.bulk_create(chunk, batch_size=batch)
+
+
+def recording_parse(*, recording_id: int) -> Recording | None:
+    """Parse a queued recording: read, detect, map, match, grade, store; or fail with a report.
+
+    Idempotent: a recording that is not queued is left alone (returns None).
+    """
+    rec = recording_claim(recording_id=recording_id)
+    if rec is None:
+        log.info("recording %s is not queued; nothing to do", recording_id)
+        return None
+
+    def progress(p: int) -> None:
+        recording_report_progress(recording_id=rec.pk, progress=p)
+
+    result: ParseResult | None = None
+    try:
+        with storage.local_copy(rec.file_path) as path:
+            if rec.companion_path:
+                with storage.local_copy(rec.companion_path) as comp:
+                    data = recording_read(recording=rec, path=path, companion=comp)
+            else:
+                data = recording_read(recording=rec, path=path, companion=None)
+            progress(30)
+            result = recording_analyse(recording=rec, rec=data, progress=progress)
+            del data
+        if not result.readings:
+            names = ", ".join(result.unmatched[:20]) or "none"
+            raise GazeFormatError(
+                f"no stimulus of the export matches an image of the lab (names: {names})",
+                path=rec.original_name,
+            )
+        return recording_store(recording=rec, result=result)
+    except Exception as exc:
+        if isinstance(exc, GazeFormatError | ValidationError | IntegrityError | OSError):
+            message = str(exc)
+            log.info("recording %s failed: %s", rec.pk, message)
+        else:  # a bug, not the file: logged with its traceback, reported plainly
+            log.exception("recording %s failed", rec.pk)
+            message = f"the parse failed unexpectedly ({type(exc).__name__}: {exc})"
+        for p in (rec.file_path, rec.companion_path):
+            if p:
+                message = message.replace(_stored_path(p), rec.original_name)
+        unmatched = result.unmatched if result is not None else []
+        Recording.objects.filter(pk=rec.pk).update(unmatched_stimuli=unmatched[:5000])
+        return recording_update_status(
+            recording=rec, status=Recording.Status.FAILED, progress=100, errors=[message]
+        )
+
+
+def _stored_path(name: str) -> str:
+    from django.core.files.storage import default_storage
+
+    try:
+        return default_storage.path(name)
+    except NotImplementedError:
+        return name
+
+
+def reading_update(*, reading: Reading, use_for_training: bool) -> Reading:
+    """Include a reading in training or leave it out (poor readings are out by default)."""
+    reading.use_for_training = use_for_training
+    reading.save(update_fields=["use_for_training"])
+    return reading
+
+
+def check_can_upload(*, session: ReadingSession, user: User) -> None:
+    """Raise PermissionDenied unless ``user`` may upload to ``session``."""
+    if not can_upload_to(session=session, user=user):
+        raise PermissionDenied("Your role in this lab does not allow uploads to this session.")
+
+
+def tmp_upload(path: str | os.PathLike[str]) -> Upload:
+    """An :class:`Upload` of a local file (management commands and tests)."""
+    p = Path(path)
+    return Upload(file=p.open("rb"), filename=p.name, size=p.stat().st_size)

@@ -1,0 +1,72 @@
+"""Recordings' files: stored content-addressed (sha256) through Django's storage, atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from apps.imaging.storage import CHUNK, file_sha256
+
+
+def recording_name(*, lab_id: int, digest: str) -> str:
+    """``gaze/lab-<id>/recordings/<ab>/<sha256>``: per lab, so a delete never reaches another
+    lab's files."""
+    return f"gaze/lab-{lab_id}/recordings/{digest[:2]}/{digest}"
+
+
+def put(*, lab_id: int, fh: BinaryIO) -> tuple[str, str, bool]:
+    """Store ``fh``'s bytes at their content-addressed name.
+
+    Returns:
+        (name, sha256, created): ``created`` is False when the same bytes were there already.
+    """
+    digest = file_sha256(fh)
+    name = recording_name(lab_id=lab_id, digest=digest)
+    if default_storage.exists(name):
+        return name, digest, False
+    try:
+        local = Path(default_storage.path(name))
+    except NotImplementedError:
+        return default_storage.save(name, File(fh, name=name)), digest, True
+    local.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in iter(lambda: fh.read(CHUNK), b""):
+                out.write(chunk)
+        os.chmod(tmp, settings.FILE_UPLOAD_PERMISSIONS or 0o644)
+        os.replace(tmp, local)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fh.seek(0)
+    return name, digest, True
+
+
+@contextlib.contextmanager
+def local_copy(name: str) -> Iterator[str]:
+    """A local path to a stored file: the file itself on the filesystem, else a temporary copy
+    (streamed, so a 400 MB export never sits in memory)."""
+    try:
+        path = default_storage.path(name)
+    except NotImplementedError:
+        path = None
+    if path is not None:
+        yield path
+        return
+    fd, tmp = tempfile.mkstemp(dir=settings.FILE_UPLOAD_TEMP_DIR, prefix="gaze-")
+    try:
+        with os.fdopen(fd, "wb") as out, default_storage.open(name, "rb") as src:
+            shutil.copyfileobj(src, out, CHUNK)
+        yield tmp
+    finally:
+        Path(tmp).unlink(missing_ok=True)
