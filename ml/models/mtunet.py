@@ -9,21 +9,31 @@ from ml.models.blocks import ClassificationHead, SaliencyHead, UNetBody
 
 
 class _UNetModel(nn.Module):
-    """UNet body plus any of the two heads; the public classes below fix which."""
+    """UNet body plus any of the two heads; the public classes below fix which.
+
+    Args:
+        in_channels: image channels (1 for chest X-rays).
+        base_channels: filters at the first level (64 in the paper); level i has base * 2^i.
+        levels: encoder levels, the bottleneck included.
+        num_classes: classification outputs.
+        hidden: width of the classification head's hidden layer.
+        dropout: dropout in the classification head.
+    """
+
+    classify: bool
+    predict_saliency: bool
 
     def __init__(
         self,
-        *,
-        in_channels: int,
-        base_channels: int,
-        levels: int,
-        num_classes: int,
-        hidden: int,
-        dropout: float,
-        classify: bool,
-        saliency: bool,
+        in_channels: int = 1,
+        base_channels: int = 64,
+        levels: int = 5,
+        num_classes: int = 3,
+        hidden: int = 64,
+        dropout: float = 0.25,
     ) -> None:
         super().__init__()
+        classify, saliency = self.classify, self.predict_saliency
         self.config = {
             "in_channels": in_channels,
             "base_channels": base_channels,
@@ -71,60 +81,19 @@ class _UNetModel(nn.Module):
 class MTUNet(_UNetModel):
     """Multi-task UNet: disease classification and a saliency map from one UNet.
 
-    At ``base_channels=64``, 5 levels and 3 classes it has exactly 34,632,836 parameters.
-
-    Args:
-        in_channels: image channels.
-        base_channels: first level's filters ``b``; levels use ``[b, 2b, 4b, 8b, 16b]``.
-        levels: resolution levels including the bottleneck.
-        num_classes: classification outputs.
-        hidden: width of the classification head's hidden layer.
-        dropout: dropout in the classification head.
+    At ``base_channels=64``, 5 levels and 3 classes it has exactly 34,632,836 parameters. The
+    arguments are those of the shared base class above.
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        base_channels: int = 64,
-        levels: int = 5,
-        num_classes: int = 3,
-        hidden: int = 64,
-        dropout: float = 0.25,
-    ) -> None:
-        super().__init__(
-            in_channels=in_channels,
-            base_channels=base_channels,
-            levels=levels,
-            num_classes=num_classes,
-            hidden=hidden,
-            dropout=dropout,
-            classify=True,
-            saliency=True,
-        )
+    classify = True
+    predict_saliency = True
 
 
 class SaliencyUNet(_UNetModel):
     """Saliency-only ablation: MT-UNet without the classification head (same arguments)."""
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        base_channels: int = 64,
-        levels: int = 5,
-        num_classes: int = 3,
-        hidden: int = 64,
-        dropout: float = 0.25,
-    ) -> None:
-        super().__init__(
-            in_channels=in_channels,
-            base_channels=base_channels,
-            levels=levels,
-            num_classes=num_classes,
-            hidden=hidden,
-            dropout=dropout,
-            classify=False,
-            saliency=True,
-        )
+    classify = False
+    predict_saliency = True
 
 
 class ClassificationUNet(_UNetModel):
@@ -134,22 +103,5 @@ class ClassificationUNet(_UNetModel):
     saliency head and the saliency loss are removed, so the comparison isolates the second task.
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        base_channels: int = 64,
-        levels: int = 5,
-        num_classes: int = 3,
-        hidden: int = 64,
-        dropout: float = 0.25,
-    ) -> None:
-        super().__init__(
-            in_channels=in_channels,
-            base_channels=base_channels,
-            levels=levels,
-            num_classes=num_classes,
-            hidden=hidden,
-            dropout=dropout,
-            classify=True,
-            saliency=False,
-        )
+    classify = True
+    predict_saliency = False
