@@ -7,18 +7,22 @@ import csv
 import json
 
 import django_filters
-from django.http import StreamingHttpResponse
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.storage import default_storage
+from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, renderers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.core.api import StrictSerializer, error_body
 from apps.gaze import selectors, services
-from apps.gaze.models import Fixation, Reader, Reading, ReadingSession, Recording
+from apps.gaze.models import Fixation, Reader, Reading, ReadingSession, Recording, SaliencyMap
 from apps.imaging.api import UserLabField
 from apps.labs.models import User
 from apps.labs.roles import Action, role_allows
@@ -410,6 +414,66 @@ _CSV_PARAM = OpenApiParameter(
 )
 
 
+# --- Saliency targets -------------------------------------------------------------------------
+class SaliencyMapSerializer(serializers.ModelSerializer):
+    npy_url = serializers.SerializerMethodField(help_text="The float32 .npy (sums to 1).")
+    png_url = serializers.SerializerMethodField(help_text="A grayscale PNG (max = white).")
+
+    class Meta:
+        model = SaliencyMap
+        fields = ["id", "lab", "kind", "reading", "image", "target_height", "target_width",
+                  "sigma_mode", "sigma_px", "n_readings", "n_fixations", "cache_key",
+                  "created_at", "npy_url", "png_url"]  # fmt: skip
+        read_only_fields = fields
+
+    def _url(self, obj: SaliencyMap, name: str) -> str:
+        path = reverse(f"saliency-map-{name}", args=[obj.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def get_npy_url(self, obj: SaliencyMap) -> str:
+        return self._url(obj, "npy")
+
+    def get_png_url(self, obj: SaliencyMap) -> str:
+        return self._url(obj, "png")
+
+
+class SaliencySizeSerializer(StrictSerializer):
+    height = serializers.IntegerField(
+        min_value=1, max_value=services.SALIENCY_MAX_SIDE, default=services.SALIENCY_DEFAULT_SIZE[0]
+    )
+    width = serializers.IntegerField(
+        min_value=1, max_value=services.SALIENCY_MAX_SIDE, default=services.SALIENCY_DEFAULT_SIZE[1]
+    )
+    include_unused = serializers.BooleanField(
+        default=False, help_text="Pool readings left out of training too (pooled maps only)."
+    )
+
+
+class SaliencyQuerySerializer(SaliencySizeSerializer):
+    image = serializers.IntegerField(min_value=1)
+
+
+_SIZE_PARAMS = [
+    OpenApiParameter("height", int, description="Map height in pixels (default 640)."),
+    OpenApiParameter("width", int, description="Map width in pixels (default 512)."),
+]
+
+
+def _query(serializer_class, request, keys) -> dict:
+    data = serializer_class(data={k: request.query_params[k] for k in keys
+                                  if k in request.query_params})  # fmt: skip
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
+def _saliency(**kwargs) -> SaliencyMap:
+    try:
+        return services.saliency_map_get_or_create(**kwargs)
+    except DjangoValidationError as exc:
+        raise DRFValidationError({"saliency": exc.messages}) from None
+
+
 class ReadingFilter(django_filters.FilterSet):
     image_key = django_filters.CharFilter(field_name="image__key")
     reader = django_filters.NumberFilter(field_name="session__reader")
@@ -457,6 +521,16 @@ class ReadingViewSet(
             return fixations_csv_response(fixations, f"reading-{reading.pk}-fixations.csv")
         return Response(FixationSerializer(fixations.order_by("index"), many=True).data)
 
+    @extend_schema(parameters=_SIZE_PARAMS, responses=SaliencyMapSerializer)
+    @action(detail=True, methods=["get"])
+    def saliency(self, request, pk=None):
+        """The reading's saliency target at ``height`` x ``width`` (duration-weighted Gaussians,
+        sigma = 1 degree), made once and then served from the cache."""
+        reading = self.get_object()
+        size = _query(SaliencySizeSerializer, request, ("height", "width"))
+        found = _saliency(target_size=(size["height"], size["width"]), reading=reading)
+        return Response(SaliencyMapSerializer(found, context={"request": request}).data)
+
 
 class FixationFilter(django_filters.FilterSet):
     session = django_filters.NumberFilter(field_name="reading__session")
@@ -490,3 +564,75 @@ class FixationViewSet(
             queryset = self.filter_queryset(self.get_queryset())
             return fixations_csv_response(queryset, "fixations.csv")
         return super().list(request, *args, **kwargs)
+
+
+class SaliencyMapFilter(django_filters.FilterSet):
+    class Meta:
+        model = SaliencyMap
+        fields = ["lab", "kind", "reading", "image", "target_height", "target_width"]
+
+
+class SaliencyMapViewSet(
+    LabScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Cached saliency targets of your labs' readings and images. ``?image=ID&height=&width=``
+    first makes (or finds) the image's map pooled over its readers (default size 640 x 512, the
+    model's input), so the list then holds it;
+    each map downloads as ``.npy`` (float32, sums to 1) or ``.png``."""
+
+    queryset = SaliencyMap.objects.all()
+    serializer_class = SaliencyMapSerializer
+    filterset_class = SaliencyMapFilter
+    ordering_fields = ["created_at", "target_height", "target_width"]
+
+    @extend_schema(
+        parameters=[
+            *_SIZE_PARAMS,
+            OpenApiParameter(
+                "include_unused", bool, description="Pool readings left out of training too."
+            ),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        if "image" in request.query_params:
+            q = _query(
+                SaliencyQuerySerializer, request, ("image", "height", "width", "include_unused")
+            )
+            image = self.scope_images().filter(pk=q["image"]).first()
+            if image is None:
+                raise DRFValidationError({"image": ["No such image in your labs."]})
+            pooled = _saliency(
+                target_size=(q["height"], q["width"]), image=image,
+                include_unused=q["include_unused"],
+            )  # fmt: skip
+            queryset = self.filter_queryset(self.get_queryset()).filter(pk=pooled.pk)
+            page = self.paginate_queryset(queryset)
+            return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return super().list(request, *args, **kwargs)
+
+    def scope_images(self):
+        from apps.imaging.models import Image
+
+        return Image.objects.filter(lab__in=list(self.lab_roles()))
+
+    def _file_response(self, content: bytes, content_type: str, filename: str) -> HttpResponse:
+        response = HttpResponse(content, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def npy(self, request, pk=None):
+        """The map as a NumPy ``.npy`` file (float32, height x width, summing to 1)."""
+        obj = self.get_object()
+        with default_storage.open(obj.file_path, "rb") as fh:
+            content = fh.read()
+        return self._file_response(content, "application/octet-stream", f"saliency-{obj.pk}.npy")
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def png(self, request, pk=None):
+        """The map as an 8-bit grayscale PNG (its maximum white)."""
+        obj = self.get_object()
+        png = services.saliency_map_png(saliency_map=obj)
+        return self._file_response(png, "image/png", f"saliency-{obj.pk}.png")

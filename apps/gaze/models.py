@@ -203,3 +203,58 @@ class Fixation(models.Model):
 
     def __str__(self) -> str:
         return f"fixation {self.index} of reading {self.reading_id}"
+
+
+class SaliencyMap(models.Model):
+    """A cached saliency target (``ml.saliency_maps``): one reading's fixation density, or the
+    pool of an image's readings, at one target size. ``cache_key`` is the content hash of every
+    input (:func:`ml.saliency_maps.target_cache_key`): when fixations, geometry or code change,
+    the key changes and a new map is made. The map itself is a float32 ``.npy`` (summing to 1)
+    stored content-addressed."""
+
+    class Kind(models.TextChoices):
+        READING = "reading", "One reading"
+        POOLED = "pooled", "Pooled over the image's readings"
+
+    class SigmaMode(models.TextChoices):
+        GEOMETRY = "geometry", "1 degree from the session geometry"
+        ASSUMED = "assumed", "1 degree at an assumed 41 px per degree (no geometry)"
+        MIXED = "mixed", "Pooled over readings of several modes"
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="saliency_maps")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    reading = models.ForeignKey(
+        Reading, on_delete=models.CASCADE, null=True, blank=True, related_name="saliency_maps"
+    )
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="saliency_maps")
+    target_height = models.PositiveIntegerField()
+    target_width = models.PositiveIntegerField()
+    sigma_mode = models.CharField(max_length=8, choices=SigmaMode.choices)
+    sigma_px = models.FloatField(
+        null=True, blank=True, help_text="Sigma in image pixels (readings; null when pooled)."
+    )
+    n_readings = models.PositiveIntegerField(default=1)
+    n_fixations = models.PositiveIntegerField(default=0)
+    cache_key = models.CharField(max_length=64)
+    file_path = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["lab", "cache_key"], name="gaze_saliency_unique_key"),
+            models.CheckConstraint(
+                condition=models.Q(kind="pooled", reading__isnull=True)
+                | models.Q(kind="reading", reading__isnull=False),
+                name="gaze_saliency_kind_reading",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["lab", "image", "kind", "target_height", "target_width"],
+                name="gaze_saliency_lookup_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} saliency map {self.target_height}x{self.target_width} of {self.image}"

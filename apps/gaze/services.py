@@ -8,6 +8,7 @@ all of a recording's readings and fixations in one transaction, or nothing.
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import math
 import os
@@ -24,8 +25,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.gaze import storage
-from apps.gaze.models import Fixation, Reader, Reading, ReadingSession, Recording
+from apps.gaze.models import (
+    Fixation,
+    Reader,
+    Reading,
+    ReadingSession,
+    Recording,
+    SaliencyMap,
+)
 from apps.imaging.models import Image
+from apps.imaging.storage import FileBatch
 from apps.labs.models import Lab, User
 from apps.labs.roles import Action, role_allows
 from apps.labs.selectors import lab_roles_for_user
@@ -47,6 +56,12 @@ from ml.gaze import (
     match_stimuli,
     quality_report,
     read_recording,
+)
+from ml.saliency_maps import (
+    fixation_density,
+    pool_maps,
+    sigma_px_for_degrees,
+    target_cache_key,
 )
 
 log = logging.getLogger(__name__)
@@ -460,27 +475,6 @@ def session_geometry(
     )
 
 
-def _padding_rect(
-    pads: dict[str, float], image_size: tuple[int, int], screen_px: tuple[int, int]
-) -> ImageRect:
-    """EGD-CXR's padding: in image pixels when image + pads has the screen's aspect ratio (the
-    image was padded to the screen's shape, then shown full screen), else in screen pixels."""
-    iw, ih = image_size
-    sw, sh = screen_px
-    pw, ph = iw + pads["left"] + pads["right"], ih + pads["top"] + pads["bottom"]
-    as_image_px = abs(pw / ph - sw / sh) / (sw / sh)
-    rest_w, rest_h = sw - pads["left"] - pads["right"], sh - pads["top"] - pads["bottom"]
-    as_screen_px = (
-        abs(rest_w / rest_h - iw / ih) / (iw / ih) if rest_w > 0 and rest_h > 0 else math.inf
-    )
-    if as_image_px <= as_screen_px:
-        scale = min(sw / pw, sh / ph)
-        left = (sw - pw * scale) / 2 + pads["left"] * scale
-        top = (sh - ph * scale) / 2 + pads["top"] * scale
-        return ImageRect(left, top, iw * scale, ih * scale)
-    return ImageRect.from_padding(screen_px, **pads)
-
-
 def image_rect(
     *,
     session: ReadingSession,
@@ -499,12 +493,13 @@ def image_rect(
             session.image_rect_height,
         )
     placement = stimulus.placement if stimulus is not None else None
-    if session.image_placement == P.AUTO and placement:
-        if placement.get("anchor") == "padding":
-            pads = {k: float(placement[k]) for k in ("top", "bottom", "left", "right")}
-            return _padding_rect(pads, image_size, screen_px)
-        if placement.get("anchor") == "fill" or placement.get("x") is not None:
-            return ImageRect.from_placement(placement, image_size, screen_px)
+    # EGD-CXR's pads are original-image pixels: ImageRect.from_padding says why.
+    if (
+        session.image_placement == P.AUTO
+        and placement
+        and (placement.get("anchor") in ("padding", "fill") or placement.get("x") is not None)
+    ):
+        return ImageRect.from_placement(placement, image_size, screen_px)
     pad = session.fit_padding_px
     inner = ImageRect.fit((screen_px[0] - 2 * pad, screen_px[1] - 2 * pad), image_size)
     return ImageRect(inner.left + pad, inner.top + pad, inner.width, inner.height)
@@ -750,7 +745,9 @@ def recording_analyse(
                 on_image=pts.on_image,
             )
         )
-        progress(45 + int(35 * (g + 1) / n_groups))
+        step = 45 + int(35 * (g + 1) / n_groups)
+        if step != 45 + int(35 * g / n_groups):  # one update per percent, not per image
+            progress(step)
     stray = int((fx.stimulus < 0).sum())
     if stray:
         out.warnings.append(f"{stray} fixation(s) fall outside every stimulus and were left out")
@@ -793,6 +790,7 @@ def recording_store(*, recording: Recording, result: ParseResult) -> Recording:
         taken = dict(
             Reading.objects.filter(session=rec.session_id).values_list("image_id", "recording_id")
         )
+        kept: list[ReadingRows] = []
         for r in result.readings:
             if r.image.pk in taken:
                 warnings.append(
@@ -800,39 +798,38 @@ def recording_store(*, recording: Recording, result: ParseResult) -> Recording:
                     f"{taken[r.image.pk]} already; left out"
                 )
                 continue
-            grade = r.quality.get("grade", "good")
-            reading = Reading.objects.create(
-                lab_id=rec.lab_id,
-                session_id=rec.session_id,
-                recording=rec,
-                image=r.image,
-                stimulus_name=r.stimulus_name,
-                start_ms=r.start_ms,
-                end_ms=r.end_ms,
-                fixation_count=len(r.duration),
-                dwell_ms=float(np.nansum(r.duration[r.on_image])) if len(r.duration) else 0.0,
-                fixation_source=r.source,
-                quality=r.quality,
-                grade=grade,
-                use_for_training=grade != Reading.Grade.POOR,
-            )
             taken[r.image.pk] = rec.pk
-            starts = _none_if_nan(r.start)
-            rows = (
-                Fixation(
+            kept.append(r)
+        readings = Reading.objects.bulk_create(
+            [
+                Reading(
                     lab_id=rec.lab_id,
-                    reading_id=reading.pk,
-                    index=k,
-                    start_ms=starts[k],
-                    duration_ms=float(r.duration[k]),
-                    x=float(r.x[k]) if np.isfinite(r.x[k]) else -1.0,
-                    y=float(r.y[k]) if np.isfinite(r.y[k]) else -1.0,
-                    on_image=bool(r.on_image[k]),
-                    source=r.source,
+                    session_id=rec.session_id,
+                    recording=rec,
+                    image=r.image,
+                    stimulus_name=r.stimulus_name,
+                    start_ms=r.start_ms,
+                    end_ms=r.end_ms,
+                    fixation_count=len(r.duration),
+                    dwell_ms=float(np.nansum(r.duration[r.on_image])) if len(r.duration) else 0.0,
+                    fixation_source=r.source,
+                    quality=r.quality,
+                    grade=r.quality.get("grade", "good"),
+                    use_for_training=r.quality.get("grade", "good") != Reading.Grade.POOR,
                 )
-                for k in range(len(r.duration))
-            )
-            _bulk(rows, batch)
+                for r in kept
+            ],
+            batch_size=batch,
+        )
+        if any(reading.pk is None for reading in readings):  # a backend that returns no ids
+            ids = dict(Reading.objects.filter(recording=rec).values_list("image_id", "pk"))
+            for reading in readings:
+                reading.pk = ids[reading.image_id]
+        _fixations_insert(
+            lab_id=rec.lab_id,
+            readings=[(reading.pk, r) for reading, r in zip(readings, kept, strict=True)],
+            batch=batch,
+        )
         rec.warnings = warnings[:1000]
         rec.quality = result.quality
         rec.unmatched_stimuli = result.unmatched[:5000]
@@ -841,10 +838,47 @@ def recording_store(*, recording: Recording, result: ParseResult) -> Recording:
     return rec
 
 
-def _bulk(rows: Iterable[Fixation], batch: int) -> None:
+FIXATION_COLUMNS = (
+    "lab_id", "reading_id", "index", "start_ms", "duration_ms", "x", "y", "on_image", "source",
+)  # fmt: skip
+
+
+def _fixation_rows(lab_id: int, readings: list[tuple[int, ReadingRows]]) -> Iterable[tuple]:
+    """Each fixation as a tuple of :data:`FIXATION_COLUMNS` (NaN start -> None, NaN x/y -> -1)."""
+    for reading_id, r in readings:
+        n = len(r.duration)
+        start = r.start.astype(float)
+        starts = np.where(np.isfinite(start), start, np.nan).tolist()
+        xs = np.where(np.isfinite(r.x), r.x, -1.0).astype(float).tolist()
+        ys = np.where(np.isfinite(r.y), r.y, -1.0).astype(float).tolist()
+        durations = r.duration.astype(float).tolist()
+        on = r.on_image.astype(bool).tolist()
+        for k in range(n):
+            s = starts[k]
+            yield (
+                lab_id, reading_id, k, None if s != s else s, durations[k], xs[k], ys[k], on[k],
+                r.source,
+            )  # fmt: skip
+
+
+def _fixations_insert(*, lab_id: int, readings: list[tuple[int, ReadingRows]], batch: int) -> None:
+    """Insert the readings' fixations: PostgreSQL's COPY (one stream, no per-row SQL) where the
+    database is PostgreSQL, ``bulk_create`` in batches elsewhere. Runs inside the caller's
+    transaction, so a failure leaves no row."""
+    from django.db import connection
+
+    rows = _fixation_rows(lab_id, readings)
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Fixation._meta.db_table)
+        cols = ", ".join(connection.ops.quote_name(c) for c in FIXATION_COLUMNS)
+        sql = f"COPY {table} ({cols}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
     chunk: list[Fixation] = []
     for row in rows:
-        chunk.append(row)
+        chunk.append(Fixation(**dict(zip(FIXATION_COLUMNS, row, strict=True))))
         if len(chunk) >= batch:
             Fixation.objects.bulk_create(chunk, batch_size=batch)
             chunk = []
@@ -926,3 +960,178 @@ def tmp_upload(path: str | os.PathLike[str]) -> Upload:
     """An :class:`Upload` of a local file (management commands and tests)."""
     p = Path(path)
     return Upload(file=p.open("rb"), filename=p.name, size=p.stat().st_size)
+
+
+# --- Saliency targets -------------------------------------------------------------------------
+SALIENCY_MAX_SIDE = 4096
+# MT-UNet's input, (height, width): the size a map gets when none is asked for.
+SALIENCY_DEFAULT_SIZE = (640, 512)
+
+
+def _saliency_size(target_size: tuple[int, int]) -> tuple[int, int]:
+    h, w = (int(v) for v in target_size)
+    if not (1 <= h <= SALIENCY_MAX_SIDE and 1 <= w <= SALIENCY_MAX_SIDE):
+        raise ValidationError(
+            {"target_size": [f"Height and width must be 1 to {SALIENCY_MAX_SIDE} pixels."]}
+        )
+    return h, w
+
+
+def _reading_rect(reading: Reading, image_size: tuple[int, int], screen_px) -> ImageRect:
+    """Where the parse placed the image on screen (kept in the reading's quality report)."""
+    rect = (reading.quality or {}).get("image_rect")
+    if rect and len(rect) == 4 and rect[2] > 0 and rect[3] > 0:
+        return ImageRect(*(float(v) for v in rect))
+    return ImageRect.fit(screen_px, image_size)
+
+
+def reading_saliency_inputs(*, reading: Reading) -> tuple[dict[str, Any], str]:
+    """The arguments of ``fixation_density`` for a reading (without the target size), and the
+    sigma mode.
+
+    Sigma is 1 degree of visual angle in image pixels: from the session's geometry (screen mm
+    and viewing distance) through where the image was drawn, else at the assumed
+    ``FALLBACK_PX_PER_DEG`` screen pixels per degree (mode ``assumed``). Fixations are stored
+    without per-fixation pixels per degree, so one sigma serves the whole reading.
+    """
+    session = reading.session
+    image = reading.image
+    screen_px = (session.screen_width_px, session.screen_height_px)
+    rect = _reading_rect(reading, (image.width, image.height), screen_px)
+    geometry = session_geometry(session, screen_px)
+    size_hw = (image.height, image.width)
+    if geometry.has_angles:
+        sigma, mode = sigma_px_for_degrees(geometry, rect, size_hw), SaliencyMap.SigmaMode.GEOMETRY
+    else:
+        per_screen_px = 0.5 * (image.width / rect.width + image.height / rect.height)
+        sigma, mode = FALLBACK_PX_PER_DEG * per_screen_px, SaliencyMap.SigmaMode.ASSUMED
+    rows = np.array(
+        list(reading.fixations.order_by("index").values_list("x", "y", "duration_ms")),
+        dtype=np.float64,
+    ).reshape(-1, 3)
+    inputs = {
+        "fixations_xy": rows[:, :2],
+        "durations_ms": rows[:, 2],
+        "image_size": size_hw,
+        "sigma_px": float(sigma),
+        "shown_rect": None,
+        "include_off_image": False,
+    }
+    return inputs, mode
+
+
+def _saliency_store(*, lab: Lab, key: str, values: np.ndarray, **fields: Any) -> SaliencyMap:
+    """Write the map's .npy content-addressed, then its row; a concurrent twin's row wins."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(values, dtype=np.float32), allow_pickle=False)
+    batch = FileBatch()
+    name = batch.put(lab_id=lab.pk, kind="saliency", ext="npy", fh=buf)
+    try:
+        with transaction.atomic():
+            return SaliencyMap.objects.create(lab=lab, cache_key=key, file_path=name, **fields)
+    except IntegrityError:
+        existing = SaliencyMap.objects.filter(lab=lab, cache_key=key).first()
+        if existing is None:
+            batch.discard()
+            raise
+        return existing
+
+
+def saliency_map_load(*, saliency_map: SaliencyMap) -> np.ndarray:
+    """The map's values, float32 ``(target_height, target_width)``, summing to 1."""
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(saliency_map.file_path, "rb") as fh:
+        return np.load(io.BytesIO(fh.read()), allow_pickle=False)
+
+
+def saliency_map_get_or_create(
+    *,
+    target_size: tuple[int, int],
+    reading: Reading | None = None,
+    image: Image | None = None,
+    include_unused: bool = False,
+) -> SaliencyMap:
+    """A reading's saliency target, or an image's pooled over its readers, from the cache.
+
+    Per reading: ``ml.saliency_maps.fixation_density`` (duration-weighted Gaussians, sigma = 1
+    degree: :func:`reading_saliency_inputs`) computed directly at ``target_size`` (each axis of
+    the image stretched to it). Pooled: ``ml.saliency_maps.pool_maps`` of the per-reading maps
+    (each reading counts once), over the image's readings used for training unless
+    ``include_unused``; readings with no fixation on the image are left out.
+
+    The cache key is ``target_cache_key`` of every input (fixations, geometry, size, code
+    version; for a pool, the keys of its reading maps), so a matching row is returned as it is
+    and anything that changes the map makes a new one.
+
+    Args:
+        target_size: ``(height, width)`` of the map.
+        reading: The reading (exactly one of ``reading`` and ``image``).
+        image: The image whose readings are pooled.
+        include_unused: Pool readings left out of training too.
+
+    Raises:
+        ValidationError: a bad size, or no fixation on the image to make a map of.
+    """
+    if (reading is None) == (image is None):
+        raise TypeError("give exactly one of reading and image")
+    size = _saliency_size(target_size)
+    if reading is not None:
+        inputs, mode = reading_saliency_inputs(reading=reading)
+        key = target_cache_key("fixation_density", target_size=size, transform=None, **inputs)
+        found = SaliencyMap.objects.filter(lab_id=reading.lab_id, cache_key=key).first()
+        if found is not None:
+            return found
+        try:
+            values = fixation_density(target_size=size, **inputs)
+        except ValueError as exc:
+            raise ValidationError(f"Reading {reading.pk} has no saliency map: {exc}") from None
+        return _saliency_store(
+            lab=reading.lab, key=key, values=values, kind=SaliencyMap.Kind.READING,
+            reading=reading, image_id=reading.image_id, target_height=size[0],
+            target_width=size[1], sigma_mode=mode, sigma_px=inputs["sigma_px"], n_readings=1,
+            n_fixations=int(len(inputs["durations_ms"])),
+        )  # fmt: skip
+    readings = Reading.objects.filter(lab_id=image.lab_id, image=image).select_related(
+        "session", "image", "lab"
+    )
+    if not include_unused:
+        readings = readings.filter(use_for_training=True)
+    parts: list[SaliencyMap] = []
+    for r in readings.order_by("id"):
+        try:
+            parts.append(saliency_map_get_or_create(target_size=size, reading=r))
+        except ValidationError:
+            continue  # nothing of this reading on the image
+    if not parts:
+        raise ValidationError(
+            f"Image {image.key!r} has no reading with fixations on it"
+            + ("" if include_unused else " among those used for training")
+            + " to pool."
+        )
+    key = target_cache_key(
+        "pooled", maps=[p.cache_key for p in parts], target_size=size, weights=None
+    )
+    found = SaliencyMap.objects.filter(lab_id=image.lab_id, cache_key=key).first()
+    if found is not None:
+        return found
+    values = pool_maps([saliency_map_load(saliency_map=p) for p in parts])
+    modes = {p.sigma_mode for p in parts}
+    return _saliency_store(
+        lab=image.lab, key=key, values=values, kind=SaliencyMap.Kind.POOLED, reading=None,
+        image=image, target_height=size[0], target_width=size[1],
+        sigma_mode=modes.pop() if len(modes) == 1 else SaliencyMap.SigmaMode.MIXED,
+        sigma_px=None, n_readings=len(parts), n_fixations=sum(p.n_fixations for p in parts),
+    )  # fmt: skip
+
+
+def saliency_map_png(*, saliency_map: SaliencyMap) -> bytes:
+    """An 8-bit grayscale PNG of the map, scaled so its maximum is white."""
+    from PIL import Image as PILImage
+
+    values = saliency_map_load(saliency_map=saliency_map).astype(np.float64)
+    peak = values.max()
+    gray = np.zeros(values.shape, np.uint8) if not peak > 0 else (values / peak * 255).round()
+    out = io.BytesIO()
+    PILImage.fromarray(gray.astype(np.uint8), mode="L").save(out, format="PNG")
+    return out.getvalue()

@@ -10,5 +10,6 @@ router.register("sessions", api.ReadingSessionViewSet, basename="session")
 router.register("recordings", api.RecordingViewSet, basename="recording")
 router.register("readings", api.ReadingViewSet, basename="reading")
 router.register("fixations", api.FixationViewSet, basename="fixation")
+router.register("saliency-maps", api.SaliencyMapViewSet, basename="saliency-map")
 
 urlpatterns = router.urls

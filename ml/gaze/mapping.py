@@ -3,7 +3,8 @@
 Three ways a position reaches image pixels:
 
 1. through the session geometry: the image drawn in a rectangle of the screen (given, computed
-   to "fit" with letterbox padding, or from EGD-CXR's ``image_*_pad`` columns);
+   to "fit" with letterbox padding, or from EGD-CXR's ``image_*_pad`` columns, which are in
+   original-image pixels: :meth:`ImageRect.from_padding`);
 2. through per-row viewer rectangles (REFLACX: the part of the image shown, and where on screen);
 3. already in image pixels (identity; only the on-image flag is computed).
 
@@ -47,14 +48,42 @@ class ImageRect:
 
     @classmethod
     def from_padding(
-        cls, screen_px: tuple[int, int], *, top: float, bottom: float, left: float, right: float
+        cls,
+        screen_px: tuple[int, int],
+        image_size: tuple[int, int],
+        *,
+        top: float,
+        bottom: float,
+        left: float,
+        right: float,
     ) -> ImageRect:
-        """The rectangle left by padding on each side (EGD-CXR's ``image_*_pad``, screen px)."""
-        sw, sh = screen_px
-        w, h = sw - left - right, sh - top - bottom
-        if w <= 0 or h <= 0:
-            raise ValueError(f"padding leaves no image on a {sw}x{sh} screen")
-        return cls(float(left), float(top), float(w), float(h))
+        """The image's rectangle from EGD-CXR's ``image_*_pad`` (master_sheet.csv).
+
+        Units, settled here and nowhere else: the pads are in **original-image pixels**. EGD-CXR
+        padded each original DICOM image with ``left``/``right`` (or ``top``/``bottom``) margins
+        to the screen's aspect ratio, then scaled the padded image to fill the 1920 x 1080
+        screen. So the padded image is ``(w + left + right) x (h + top + bottom)`` original
+        pixels, the scale is ``screen / padded``, and ``X_ORIGINAL = FPOGX * (w + left + right)
+        - left`` (the synthetic writer ``ml.synthetic.writers.egd_cxr`` writes them the same
+        way). When the padded shape misses the screen's aspect ratio (integer rounding, or an
+        odd file), the padded image is fitted (centred, letterboxed) like any other image.
+
+        Args:
+            screen_px: (width, height) of the screen.
+            image_size: (width, height) of the original image, in pixels.
+            top, bottom, left, right: The pads, in original-image pixels.
+
+        Raises:
+            ValueError: negative pads, or an image without a size.
+        """
+        iw, ih = image_size
+        if min(top, bottom, left, right) < 0:
+            raise ValueError("image padding cannot be negative")
+        if iw <= 0 or ih <= 0:
+            raise ValueError("the image needs a size to place its padding")
+        padded = cls.fit(screen_px, (iw + left + right, ih + top + bottom))
+        scale = padded.width / (iw + left + right)
+        return cls(padded.left + left * scale, padded.top + top * scale, iw * scale, ih * scale)
 
     @classmethod
     def from_placement(
@@ -68,7 +97,8 @@ class ImageRect:
         Args:
             placement: ``anchor`` ``top_left``/``center`` with x, y (and width/height, else the
                 image's own size: EyeLink IMGLOAD draws at native size), ``fill`` (the whole
-                screen), or ``padding`` with top/bottom/left/right.
+                screen), or ``padding`` with top/bottom/left/right in original-image pixels
+                (see :meth:`from_padding`).
             image_size: The image's (width, height).
             screen_px: The screen size (needed for ``fill`` and ``padding``).
         """
@@ -79,7 +109,9 @@ class ImageRect:
             return cls(0.0, 0.0, float(screen_px[0]), float(screen_px[1]))
         if anchor == "padding":
             return cls.from_padding(
-                screen_px, **{k: placement[k] for k in ("top", "bottom", "left", "right")}
+                screen_px,
+                image_size,
+                **{k: float(placement[k]) for k in ("top", "bottom", "left", "right")},
             )
         w = placement.get("width") or image_size[0]
         h = placement.get("height") or image_size[1]

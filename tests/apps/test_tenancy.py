@@ -15,7 +15,14 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from apps.gaze.models import Fixation, Reader, Reading, ReadingSession, Recording
+from apps.gaze.models import (
+    Fixation,
+    Reader,
+    Reading,
+    ReadingSession,
+    Recording,
+    SaliencyMap,
+)
 from apps.imaging.models import Image, ImageClass
 from apps.labs.models import ApiToken, Lab, Membership
 from apps.labs.services import api_token_create
@@ -107,6 +114,13 @@ def _image(lab: Lab, user) -> Image:
     ).image
 
 
+def _saliency_map(lab, user) -> SaliencyMap:
+    from apps.gaze.services import saliency_map_get_or_create
+
+    reading = gaze_fixation(lab, _image(lab, user)).reading
+    return saliency_map_get_or_create(reading=reading, target_size=(4, 4))
+
+
 # basename -> (object of lab A or of viewer_a, the model, a valid create body naming lab A,
 #              a row lab B's admin should see in the same list)
 RESOURCES: dict[
@@ -159,7 +173,8 @@ RESOURCES: dict[
         lambda p: gaze_recording(p.lab_b, p.admin_b),
     ),
     "reading": (
-        lambda p: gaze_reading(p.lab_a, _image(p.lab_a, p.researcher_a)),
+        # With a fixation on its image, so that its saliency map can be made.
+        lambda p: gaze_fixation(p.lab_a, _image(p.lab_a, p.researcher_a)).reading,
         Reading,
         None,
         lambda p: gaze_reading(p.lab_b, _image(p.lab_b, p.admin_b)),
@@ -169,6 +184,12 @@ RESOURCES: dict[
         Fixation,
         None,
         lambda p: gaze_fixation(p.lab_b, _image(p.lab_b, p.admin_b)),
+    ),
+    "saliency-map": (
+        lambda p: _saliency_map(p.lab_a, p.researcher_a),
+        SaliencyMap,
+        None,
+        lambda p: _saliency_map(p.lab_b, p.admin_b),
     ),
 }
 UPDATE_BODY = {
@@ -182,6 +203,7 @@ UPDATE_BODY = {
     "recording": {},
     "reading": {"use_for_training": False},
     "fixation": {},
+    "saliency-map": {},
 }
 
 

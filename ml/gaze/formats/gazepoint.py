@@ -110,7 +110,9 @@ def read_egd_cxr_master_sheet(path: str) -> dict[str, dict[str, float]]:
     them, and only the five needed columns are kept.
 
     Returns:
-        ``{dicom_id: {"top": .., "bottom": .., "left": .., "right": ..}}`` (screen px).
+        ``{dicom_id: {"top": .., "bottom": .., "left": .., "right": ..}}`` in original-image
+        pixels (the margins that pad the image to the screen's aspect ratio before it is scaled
+        to the screen; :meth:`ml.gaze.mapping.ImageRect.from_padding` places it).
 
     Raises:
         GazeFormatError: when the padding columns are missing.

@@ -67,8 +67,9 @@ def test_letterbox_fit_and_padding_agree() -> None:
     screen, image = (1920, 1080), (2544, 3056)  # a portrait CXR on a landscape screen
     rect = ImageRect.fit(screen, image)
     assert rect.top == 0 and rect.height == 1080
-    pad = (1920 - rect.width) / 2
-    same = ImageRect.from_padding(screen, top=0, bottom=0, left=pad, right=pad)
+    # EGD-CXR's pads are original-image pixels: the padded image has the screen's shape.
+    pad = (image[1] * 1920 / 1080 - image[0]) / 2
+    same = ImageRect.from_padding(screen, image, top=0, bottom=0, left=pad, right=pad)
     assert (same.left, same.top, same.width, same.height) == pytest.approx(
         (rect.left, rect.top, rect.width, rect.height)
     )
@@ -83,6 +84,22 @@ def test_letterbox_fit_and_padding_agree() -> None:
         sx / 1920, sy / 1080, space="screen_norm", image_size=image, rect=rect, screen_px=screen
     )
     np.testing.assert_allclose(norm.x, pts.x, atol=1e-6)
+
+
+def test_egd_cxr_pads_are_original_image_pixels() -> None:
+    # X_ORIGINAL = FPOGX * (w + left + right) - left, whatever the pads' size on screen.
+    screen, image = (1920, 1080), (2000, 2500)
+    left, right, top, bottom = 1500.0, 944.4444444444443, 0.0, 0.0
+    rect = ImageRect.from_padding(screen, image, top=top, bottom=bottom, left=left, right=right)
+    fx = np.array([0.0, 0.5, 0.9])
+    pts = map_to_image(
+        fx, np.full(3, 0.5), space="screen_norm", image_size=image, rect=rect, screen_px=screen
+    )
+    np.testing.assert_allclose(pts.x, fx * (image[0] + left + right) - left, atol=1e-6)
+    np.testing.assert_allclose(pts.y, 0.5 * image[1], atol=1e-6)
+    assert pts.on_image.tolist() == [False, True, False]
+    with pytest.raises(ValueError):
+        ImageRect.from_padding(screen, image, top=-1, bottom=0, left=0, right=0)
 
 
 def test_viewer_rectangles_zoom_and_pan() -> None:
