@@ -120,16 +120,17 @@ def test_a_failure_while_storing_leaves_no_rows(
     settings.GAZE_FIXATION_BATCH_SIZE = 4
     paths = write_eyelink_asc(simulated(phantoms[:2], 1000, n_fix=8), tmp_path / "a.asc")
     post(personas.researcher_a, session, "a.asc", paths["asc"].read_bytes())
-    calls = []
-    original = Fixation.objects.bulk_create
+    original = services._fixation_rows
 
-    def flaky(objs, **kwargs):
-        calls.append(len(objs))
-        if len(calls) == 3:
-            raise OSError("disk full")
-        return original(objs, **kwargs)
+    def flaky(lab_id, readings):
+        # Fails part-way through the rows, after some have been written, on every backend
+        # (COPY on PostgreSQL, bulk_create in batches of 4 elsewhere).
+        for n, row in enumerate(original(lab_id, readings)):
+            if n == 9:
+                raise OSError("disk full")
+            yield row
 
-    monkeypatch.setattr(Fixation.objects, "bulk_create", flaky)
+    monkeypatch.setattr(services, "_fixation_rows", flaky)
     services.recording_parse(recording_id=queued[0])
     rec = Recording.objects.get()
     assert rec.status == "failed" and "disk full" in rec.errors[0]
