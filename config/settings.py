@@ -13,7 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from config.env import env_bool, env_int, env_list, env_path, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
@@ -164,21 +164,13 @@ IMAGING_PREVIEW_MAX_SIDE = env_int("IMAGING_PREVIEW_MAX_SIDE", 1024, minimum=64)
 
 
 # Gaze: quality grades (each measure grades on its own; the worst wins) and parse batching.
-def _as_float(prefix: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{prefix}* setting {raw!r} is not a number.") from None
-
-
-_Q = "GAZE_QUALITY_"
 GAZE_QUALITY_THRESHOLDS = {
-    "good_valid_pct": _as_float(_Q, env_str("GAZE_QUALITY_GOOD_VALID_PCT", default="90")),
-    "usable_valid_pct": _as_float(_Q, env_str("GAZE_QUALITY_USABLE_VALID_PCT", default="70")),
-    "good_on_image_pct": _as_float(_Q, env_str("GAZE_QUALITY_GOOD_ON_IMAGE_PCT", default="80")),
-    "usable_on_image_pct": _as_float(_Q, env_str("GAZE_QUALITY_USABLE_ON_IMAGE_PCT", default="50")),
-    "good_error_deg": _as_float(_Q, env_str("GAZE_QUALITY_GOOD_ERROR_DEG", default="0.5")),
-    "usable_error_deg": _as_float(_Q, env_str("GAZE_QUALITY_USABLE_ERROR_DEG", default="1.0")),
+    "good_valid_pct": env_float("GAZE_QUALITY_GOOD_VALID_PCT", 90.0),
+    "usable_valid_pct": env_float("GAZE_QUALITY_USABLE_VALID_PCT", 70.0),
+    "good_on_image_pct": env_float("GAZE_QUALITY_GOOD_ON_IMAGE_PCT", 80.0),
+    "usable_on_image_pct": env_float("GAZE_QUALITY_USABLE_ON_IMAGE_PCT", 50.0),
+    "good_error_deg": env_float("GAZE_QUALITY_GOOD_ERROR_DEG", 0.5),
+    "usable_error_deg": env_float("GAZE_QUALITY_USABLE_ERROR_DEG", 1.0),
     "min_fixations": env_int("GAZE_QUALITY_MIN_FIXATIONS", 1, minimum=0),
 }
 GAZE_FIXATION_BATCH_SIZE = env_int("GAZE_FIXATION_BATCH_SIZE", 5000, minimum=1)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_path, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_path, env_str
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +44,14 @@ def test_env_int_refuses(monkeypatch, raw, message):
     monkeypatch.setenv("X_SIZE", raw)
     with pytest.raises(ImproperlyConfigured, match=message):
         env_int("X_SIZE", 0, minimum=0)
+
+
+def test_env_float(monkeypatch):
+    monkeypatch.setenv("X_RATIO", "0.5")
+    assert env_float("X_RATIO", 1.0) == 0.5
+    monkeypatch.setenv("X_RATIO", "half")
+    with pytest.raises(ImproperlyConfigured, match="X_RATIO='half' is not a number"):
+        env_float("X_RATIO", 1.0)
 
 
 def test_env_list_path_and_required(monkeypatch):
@@ -107,7 +115,9 @@ def test_env_example_lists_every_variable_the_settings_read():
 
     read = set()
     for path in (ROOT / "config").glob("*.py"):
-        read |= set(re.findall(r'env_(?:str|bool|int|list|path)\(\s*"([A-Z_]+)"', path.read_text()))
+        read |= set(
+            re.findall(r'env_(?:str|bool|int|float|list|path)\(\s*"([A-Z_]+)"', path.read_text())
+        )
     listed = set(re.findall(r"^#?\s*([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert read, "no settings found"
     assert read - listed == set(), "add these to .env.example"
