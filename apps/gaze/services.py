@@ -57,6 +57,7 @@ from ml.gaze import (
     quality_report,
     read_recording,
 )
+from ml.gaze.quality import RowsByStimulus
 from ml.saliency_maps import (
     fixation_density,
     pool_maps,
@@ -586,7 +587,10 @@ def _fixations(
 
 
 def _calibration_screens(
-    rec: GazeRecording, geometry: DisplayGeometry, screen_px: tuple[int, int]
+    rec: GazeRecording,
+    geometry: DisplayGeometry,
+    screen_px: tuple[int, int],
+    rows: RowsByStimulus | None = None,
 ) -> list[dict]:
     """Error on EGD-CXR's calibration screens (a dot at the screen centre): mean valid gaze
     minus the centre, in degrees where the geometry allows."""
@@ -597,8 +601,12 @@ def _calibration_screens(
     for i, st in enumerate(rec.stimuli):
         if st.source != "calibration":
             continue
-        sel = (s.stimulus == i) & s.valid
-        if sel.sum() < 3:
+        if rows is not None:
+            sel = rows.rows(i)
+            sel = sel[s.valid[sel]]
+        else:
+            sel = np.flatnonzero((s.stimulus == i) & s.valid)
+        if sel.size < 3:
             continue
         x, y = s.x[sel], s.y[sel]
         if s.space == "screen_norm":
@@ -688,19 +696,22 @@ def recording_analyse(
     all_on: list[np.ndarray] = []
     thresholds = thresholds_from_settings()
     n_groups = max(1, len(groups))
+    # Rows per stimulus from one sort: per image work is then O(its rows), not O(all rows).
+    fx_rows = RowsByStimulus(fx.stimulus, len(rec.stimuli))
+    s_rows = RowsByStimulus(s.stimulus, len(rec.stimuli)) if s is not None else None
     for g, (key, idxs) in enumerate(groups.items()):
         image = images[key]
         size = (image.width, image.height)
         first = rec.stimuli[idxs[0]]
         rect = image_rect(session=session, stimulus=first, image_size=size, screen_px=screen_px)
-        fsel = np.isin(fx.stimulus, idxs)
+        fsel = fx_rows.rows(idxs)
         pts = _to_image(
             fx.x[fsel], fx.y[fsel], space=fx.space, rect=rect, image_size=size,
             screen_px=screen_px,
         )  # fmt: skip
         on_samples = None
         if s is not None:
-            ssel = np.isin(s.stimulus, idxs)
+            ssel = s_rows.rows(idxs)
             sp = _to_image(
                 s.x[ssel], s.y[ssel], space=s.space, rect=rect, image_size=size,
                 screen_px=screen_px,
@@ -714,11 +725,13 @@ def recording_analyse(
                 on_image=on_samples if len(idxs) == 1 else None,
                 fixations=fx,
                 thresholds=thresholds,
+                sample_rows=s_rows.rows(i) if s_rows is not None else None,
+                fixation_rows=fx_rows.rows(i),
             )
             for i in idxs
         ]
         q = max(reports, key=lambda r: ("good", "usable", "poor").index(r.grade)).as_dict()
-        q["fixation_count"] = int(fsel.sum())
+        q["fixation_count"] = int(fsel.size)
         durations = fx.duration_ms[fsel]
         q["mean_fixation_ms"] = float(np.mean(durations)) if durations.size else None
         q["image_rect"] = [round(v, 3) for v in (rect.left, rect.top, rect.width, rect.height)]
@@ -726,9 +739,9 @@ def recording_analyse(
         ends = [st.end_ms for st in (rec.stimuli[i] for i in idxs)]
         start = np.nanmin(starts) if np.isfinite(starts).any() else None
         end = np.nanmax(ends) if np.isfinite(ends).any() else None
-        if start is None and fsel.any():
+        if start is None and fsel.size:
             start = float(np.nanmin(fx.start_ms[fsel]))
-        if end is None and fsel.any():
+        if end is None and fsel.size:
             end = float(np.nanmax(fx.end_ms[fsel]))
         out.readings.append(
             ReadingRows(
@@ -762,7 +775,7 @@ def recording_analyse(
     whole["fixation_source"] = fx.source
     whole["stimuli"] = len(rec.stimuli)
     whole["readings"] = len(out.readings)
-    whole["calibration_screens"] = _calibration_screens(rec, geometry, tuple(screen_px))
+    whole["calibration_screens"] = _calibration_screens(rec, geometry, tuple(screen_px), s_rows)
     if whole["calibration_screens"] and whole["validation_error_deg"] is None:
         errs = [c["error_deg"] for c in whole["calibration_screens"] if "error_deg" in c]
         whole["validation_error_deg"] = round(float(np.median(errs)), 3) if errs else None

@@ -63,6 +63,27 @@ def _grade(value: float, good: float, usable: float, higher_is_better: bool) -> 
     return "good" if value <= good else "usable" if value <= usable else "poor"
 
 
+class RowsByStimulus:
+    """The rows of each stimulus index, from one stable sort (instead of a pass per stimulus).
+
+    ``rows(i)`` (or ``rows([i, j])``) are ascending row indices: what ``np.flatnonzero(
+    np.isin(stimulus, idxs))`` gives, in O(rows of those stimuli).
+    """
+
+    def __init__(self, stimulus: np.ndarray, n_stimuli: int) -> None:
+        stimulus = np.asarray(stimulus)
+        self.order = np.argsort(stimulus, kind="stable")
+        self.bounds = np.searchsorted(stimulus[self.order], np.arange(n_stimuli + 1))
+
+    def rows(self, idxs: int | list[int]) -> np.ndarray:
+        if isinstance(idxs, int | np.integer):
+            return self.order[self.bounds[idxs] : self.bounds[idxs + 1]]
+        parts = [self.order[self.bounds[i] : self.bounds[i + 1]] for i in idxs]
+        if len(parts) == 1:
+            return parts[0]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.intp)
+
+
 def quality_report(
     recording: GazeRecording,
     *,
@@ -70,6 +91,8 @@ def quality_report(
     on_image: np.ndarray | None = None,
     fixations: Fixations | None = None,
     thresholds: QualityThresholds | None = None,
+    sample_rows: np.ndarray | None = None,
+    fixation_rows: np.ndarray | None = None,
 ) -> QualityReport:
     """Measure a recording's (or one reading's) data quality and grade it.
 
@@ -80,6 +103,9 @@ def quality_report(
             the same rows as the selected samples; None: not measured (NaN).
         fixations: The fixations to count (default: the recording's vendor fixations).
         thresholds: Grade limits (default: :class:`QualityThresholds`).
+        sample_rows, fixation_rows: With ``stimulus``, the ascending row indices of its samples
+            and fixations when the caller has them (see :func:`rows_by_stimulus`): the same
+            report without a pass over every row per stimulus.
 
     Returns:
         A :class:`QualityReport`; its ``reasons`` say which measure set a grade below good.
@@ -88,8 +114,13 @@ def quality_report(
     s = recording.samples
     sel = None
     if s is not None:
-        sel = np.ones(len(s), bool) if stimulus is None else s.stimulus == stimulus
-    n = int(sel.sum()) if sel is not None else 0
+        if stimulus is None:
+            sel = np.ones(len(s), bool)
+        elif sample_rows is not None:
+            sel = np.asarray(sample_rows, dtype=np.intp)
+        else:
+            sel = s.stimulus == stimulus
+    n = (len(sel) if sel.dtype != bool else int(sel.sum())) if sel is not None else 0
     valid_pct = float(100.0 * s.valid[sel].mean()) if n else math.nan
     rate = measured_rate_hz(s.time_ms[sel], s.stimulus[sel]) if n > 1 else None
     on_pct = math.nan
@@ -115,7 +146,7 @@ def quality_report(
     max_err = max((c.max_error_deg for c in vals[-2:]), default=math.nan)
     fx = fixations if fixations is not None else recording.fixations
     if fx is not None and stimulus is not None:
-        keep = fx.stimulus == stimulus
+        keep = fixation_rows if fixation_rows is not None else fx.stimulus == stimulus
         durations = fx.duration_ms[keep]
     else:
         durations = fx.duration_ms if fx is not None else np.zeros(0)

@@ -4,6 +4,14 @@ numbers with decimal commas, growing arrays, and the checks every reader makes.
 Large exports (EGD-CXR's eye_gaze.csv: 1.5 M rows, ~400 MB) are read chunk by chunk: each chunk's
 rows are transposed into columns and converted with C-level ``map(float, ...)``; only numpy arrays
 (or ``array.array`` buffers) outlive a chunk, never per-row Python objects.
+
+Readers that ask for it (``CsvChunks.chunks(fast=True)``) get a vectorised path for well-formed
+blocks: the file is read in large byte blocks cut at the last newline, numpy finds newlines and
+delimiters, and only the columns a reader asks for are cut into fixed-width ``S`` arrays
+(:class:`ByteCells`) that numpy converts to float in C. A block that is not plainly well formed
+(quotes, NUL bytes, lone CRs, ragged rows, over-long lines, a non-ASCII-compatible encoding) hands
+the rest of the file to the careful csv-module reader, so refusals keep their messages and line
+numbers.
 """
 
 from __future__ import annotations
@@ -29,6 +37,13 @@ CHUNK_ROWS = 65536
 HEAD_BYTES = 65536
 EDF_MAGIC = b"SR_RESEARCH"
 NA_STRINGS = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None", "."})
+FAST_CSV = True  # False: every reader takes the careful path (tests compare the two)
+FAST_BLOCK_BYTES = 32 << 20  # byte blocks of the vectorised path
+FAST_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "cp1252"})  # ASCII bytes mean ASCII characters
+CSV_FIELD_LIMIT = 131072  # csv.field_size_limit()'s default: longer blocks take the careful path
+# Bytes a plain decimal number is made of (NUL pads the fixed-width cells).
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[list(b"0123456789.+-eE\x00")] = True
 
 
 def sniff_encoding(head: bytes) -> str:
@@ -68,12 +83,13 @@ def open_text(path: str | os.PathLike[str]) -> IO[str]:
     return open(path, encoding=enc, errors="replace", newline="")
 
 
-def guarded_lines(fh: IO[str], path: str) -> Iterator[str]:
+def guarded_lines(fh: IO[str], path: str, first_line: int = 1) -> Iterator[str]:
     """Yield lines, refusing any longer than :data:`MAX_LINE_CHARS` instead of loading it.
 
-    Reading a 2 GB "line" of junk into memory is what this prevents.
+    Reading a 2 GB "line" of junk into memory is what this prevents. ``first_line`` is the
+    number of the first line ``fh`` gives (when reading resumes mid-file).
     """
-    n = 0
+    n = first_line - 1
     while True:
         line = fh.readline(MAX_LINE_CHARS + 1)
         if not line:
@@ -110,14 +126,32 @@ def to_float(s: str, *, path: str, line: int, column: str, decimal_comma: bool =
 
 
 def floats(
-    values: tuple[str, ...] | list[str],
+    values: tuple[str, ...] | list[str] | ByteCells,
     *,
     path: str,
-    lines: array,
+    lines: array | np.ndarray,
     column: str,
     decimal_comma: bool = True,
 ) -> np.ndarray:
-    """Convert a column chunk to float64: C-speed for clean columns, cell by cell otherwise."""
+    """Convert a column chunk to float64: C-speed for clean columns, cell by cell otherwise.
+
+    :class:`ByteCells` made only of digits, signs, points and exponents (or empty: NaN) are
+    converted by numpy in C (the same correctly rounded parse as ``float``); any other column
+    is decoded and takes the path below, so NA markers, decimal commas and refusals are the same.
+    """
+    if isinstance(values, ByteCells):
+        cells = values.cells
+        if _NUMBER_BYTES[cells.view(np.uint8)].all():
+            empty = cells == b""
+            try:
+                if not empty.any():
+                    return cells.astype(np.float64)
+                out = np.full(len(cells), np.nan)
+                out[~empty] = cells[~empty].astype(np.float64)
+                return out
+            except ValueError:
+                pass
+        values = values.strings()
     n = len(values)
     try:
         return np.fromiter(map(float, values), dtype=np.float64, count=n)
@@ -146,6 +180,68 @@ class Grow:
         return np.concatenate(self.parts)
 
 
+class ByteCells:
+    """One column of a block read by the vectorised path: its cells as a fixed-width ``S`` array.
+
+    Indexing gives a cell as ``str`` (decoded like the text path decodes the file), so code
+    written for tuples of strings still reads it; :func:`floats` and :meth:`Labels.runs` use
+    the bytes directly.
+    """
+
+    __slots__ = ("cells", "encoding")
+
+    def __init__(self, cells: np.ndarray, encoding: str) -> None:
+        self.cells = cells
+        self.encoding = encoding
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def __getitem__(self, i: int) -> str:
+        return bytes(self.cells[i]).decode(self.encoding, errors="replace")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.strings())
+
+    def strings(self) -> tuple[str, ...]:
+        """All cells as strings."""
+        return tuple(c.decode(self.encoding, errors="replace") for c in self.cells.tolist())
+
+
+class ByteColumns:
+    """The columns of one byte block, each cut out only when asked for (``columns[i]``)."""
+
+    def __init__(
+        self,
+        buf: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        delims: np.ndarray,
+        width: int,
+        encoding: str,
+    ) -> None:
+        self._buf, self._starts, self._ends, self._delims = buf, starts, ends, delims
+        self._width = width
+        self._encoding = encoding
+
+    def __len__(self) -> int:
+        return self._width
+
+    def __getitem__(self, i: int) -> ByteCells:
+        if not -self._width <= i < self._width:
+            raise IndexError(i)
+        i %= self._width
+        a = self._starts if i == 0 else self._delims[:, i - 1] + 1
+        b = self._ends if i == self._width - 1 else self._delims[:, i]
+        size = int((b - a).max()) if len(a) else 0
+        if size == 0:
+            return ByteCells(np.zeros(len(a), dtype="S1"), self._encoding)
+        idx = a[:, None] + np.arange(size)
+        cells = self._buf[np.minimum(idx, len(self._buf) - 1)]
+        cells[idx >= b[:, None]] = 0
+        return ByteCells(cells.view(f"S{size}").ravel(), self._encoding)
+
+
 class CsvChunks:
     """Stream a delimited file as column chunks, with each row's line number kept.
 
@@ -160,7 +256,10 @@ class CsvChunks:
 
     def __init__(self, path: str, delimiter: str = ",", skip_lines: int = 0) -> None:
         self.path = str(path)
+        self.delimiter = delimiter
+        self.skip_lines = skip_lines
         self._fh = open_text(path)
+        self.encoding = self._fh.encoding
         lines = guarded_lines(self._fh, self.path)
         for _ in range(skip_lines):
             next(lines, None)
@@ -208,10 +307,28 @@ class CsvChunks:
             )
         return None
 
-    def chunks(self, size: int = CHUNK_ROWS) -> Iterator[tuple[list[tuple[str, ...]], array]]:
-        """Yield (columns, line numbers) per chunk; columns[i] is the tuple of column i's cells."""
+    def chunks(
+        self, size: int = CHUNK_ROWS, *, fast: bool = False
+    ) -> Iterator[tuple[list[tuple[str, ...]] | ByteColumns, array | np.ndarray]]:
+        """Yield (columns, line numbers) per chunk; columns[i] is the tuple of column i's cells.
+
+        With ``fast=True``, well-formed blocks come as :class:`ByteColumns` (``columns[i]`` a
+        :class:`ByteCells`) with an int64 array of line numbers, and chunks hold a byte block's
+        rows rather than ``size``; the first block that is not plainly well formed hands the rest
+        of the file to the csv module, which reads (or refuses) it exactly as without ``fast``.
+        Call it once, before anything else reads the file.
+        """
+        start = self._fast_start() if fast and FAST_CSV else None
+        if start is None:
+            yield from self._rows(self._reader, size, 0)
+            return
+        yield from self._fast(start, size)
+
+    def _rows(
+        self, reader: Iterator[list[str]], size: int, offset: int
+    ) -> Iterator[tuple[list[tuple[str, ...]], array]]:
+        """The careful path: csv-module rows; line numbers are ``offset + reader.line_num``."""
         width = len(self.header)
-        reader = self._reader
         while True:
             rows: list[list[str]] = []
             lines = array("q")
@@ -229,17 +346,107 @@ class CsvChunks:
                             raise GazeFormatError(
                                 f"{n} fields where the header has {width}",
                                 path=self.path,
-                                line=reader.line_num,
+                                line=offset + reader.line_num,
                             )
                     rows.append(row)
-                    lines.append(reader.line_num)
+                    lines.append(offset + reader.line_num)
             except csv.Error as exc:
                 raise GazeFormatError(
-                    f"not readable as CSV: {exc}", path=self.path, line=reader.line_num + 1
+                    f"not readable as CSV: {exc}",
+                    path=self.path,
+                    line=offset + reader.line_num + 1,
                 ) from None
             if not rows:
                 return
             yield list(zip(*rows, strict=True)), lines
+
+    def _fast_start(self) -> int | None:
+        """The byte offset of the first data line, or None when the vectorised path cannot
+        read this file the way the csv module does."""
+        if (
+            self.encoding.lower() not in FAST_ENCODINGS
+            or len(self.delimiter) != 1
+            or not self.delimiter.isascii()
+            or self.delimiter in '"\r\n'
+            or len(self.header) < 2
+        ):
+            return None
+        with open(self.path, "rb") as fh:
+            head = fh.read(MAX_LINE_CHARS)
+        pos = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+        for _ in range(self.skip_lines + self.header_line):
+            nl = head.find(b"\n", pos)
+            if nl < 0:
+                return None
+            pos = nl + 1
+        region = head[:pos]
+        if b'"' in region or region.count(b"\r") != region.count(b"\r\n"):
+            return None  # quoted or CR-only header lines: leave them to the csv module
+        return pos
+
+    def _fast(
+        self, offset: int, size: int
+    ) -> Iterator[tuple[list[tuple[str, ...]] | ByteColumns, array | np.ndarray]]:
+        width = len(self.header)
+        delim = ord(self.delimiter)
+        line = self.header_line  # csv line_num of the last line consumed
+        with open(self.path, "rb") as fh:
+            while True:
+                fh.seek(offset)
+                data = fh.read(FAST_BLOCK_BYTES)
+                if not data:
+                    return
+                at_end = len(data) < FAST_BLOCK_BYTES or not fh.read(1)
+                m = len(data) if at_end else data.rfind(b"\n") + 1
+                block = self._fast_block(data, m, width, delim, line) if m else None
+                if block is None:
+                    break
+                columns, lines, n_lines = block
+                line += n_lines
+                offset += m
+                if len(lines):
+                    yield columns, lines
+                if at_end:
+                    return
+        # The careful path from here on (same messages, same line numbers).
+        enc = "utf-8" if self.encoding.lower() == "utf-8-sig" else self.encoding
+        raw = open(self.path, "rb")  # noqa: SIM115 (closed with the wrapper below)
+        raw.seek(offset)
+        with io.TextIOWrapper(raw, encoding=enc, errors="replace", newline="") as fh:
+            lines = guarded_lines(fh, self.path, first_line=self.skip_lines + line + 1)
+            yield from self._rows(csv.reader(lines, delimiter=self.delimiter), size, line)
+
+    def _fast_block(
+        self, data: bytes, m: int, width: int, delim: int, line: int
+    ) -> tuple[ByteColumns, np.ndarray, int] | None:
+        """Rows of ``data[:m]`` (whole lines) when every one is plainly well formed, else None."""
+        buf = np.frombuffer(data, dtype=np.uint8, count=m)
+        if (buf == 0x22).any() or (buf == 0).any():  # quotes, NUL bytes
+            return None
+        nl = np.flatnonzero(buf == 0x0A)
+        ends = nl if buf[m - 1] == 0x0A else np.r_[nl, m]
+        starts = np.r_[0, ends[:-1] + 1]
+        if int((ends - starts).max()) >= min(MAX_LINE_CHARS, CSV_FIELD_LIMIT):
+            return None
+        n_cr = int(np.count_nonzero(buf == 0x0D))
+        if n_cr:
+            has_cr = np.zeros(len(ends), dtype=bool)
+            nonempty = ends > starts
+            has_cr[nonempty] = buf[ends[nonempty] - 1] == 0x0D
+            if int(has_cr.sum()) != n_cr:
+                return None  # a CR that does not end a line
+            ends = ends - has_cr
+        n_lines = len(ends)
+        keep = ends > starts  # blank lines are skipped, as the csv path skips them
+        d = np.flatnonzero(buf == delim)
+        count = np.searchsorted(d, ends) - np.searchsorted(d, starts)
+        if not (count[keep] == width - 1).all():
+            return None  # ragged rows (padded, trimmed or refused by the careful path)
+        lines = line + 1 + np.flatnonzero(keep).astype(np.int64)
+        columns = ByteColumns(
+            buf, starts[keep], ends[keep], d.reshape(-1, width - 1), width, self.encoding
+        )
+        return columns, lines, n_lines
 
 
 def check_time(
@@ -312,21 +519,36 @@ class Labels:
 
     def runs(
         self,
-        labels: tuple[str, ...],
+        labels: tuple[str, ...] | ByteCells,
         time_ms: np.ndarray,
         dt_ms: float,
         source: str,
         make: Callable[[tuple[str, ...], int], Stimulus | None] | None = None,
-        session: tuple[str, ...] | None = None,
+        session: tuple[str, ...] | ByteCells | None = None,
     ) -> np.ndarray:
         """Stimulus indices for one chunk of rows (-1 where the label is blank)."""
         n = len(labels)
         out = np.empty(n, dtype=np.int32)
-        keys = labels if session is None else tuple(zip(session, labels, strict=True))
-        # Boundaries where the label changes: Python loop only at run starts.
-        change = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]] + [n]
+        if isinstance(labels, ByteCells) and (session is None or isinstance(session, ByteCells)):
+            # Vectorised: compare the bytes; decode only at run starts.
+            diff = labels.cells[1:] != labels.cells[:-1]
+            if session is not None:
+                diff |= session.cells[1:] != session.cells[:-1]
+            change = [0, *(np.flatnonzero(diff) + 1).tolist(), n]
+            keys = None
+        else:
+            if isinstance(labels, ByteCells):
+                labels = labels.strings()
+            if isinstance(session, ByteCells):
+                session = session.strings()
+            keys = labels if session is None else tuple(zip(session, labels, strict=True))
+            # Boundaries where the label changes: Python loop only at run starts.
+            change = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]] + [n]
         for a, b in itertools.pairwise(change):
-            key = keys[a]
+            if keys is not None:
+                key = keys[a]
+            else:
+                key = labels[a] if session is None else (session[a], labels[a])
             label = labels[a].strip()
             if not label:
                 self._close(time_ms[a - 1] + dt_ms if a > 0 else math.nan)

@@ -177,7 +177,7 @@ def _read(
         }
         vmap = {"bv": "BPOGV", "fv": "FPOGV", "lv": "LPMMV", "rv": "RPMMV"}
         first_rows: list[tuple[float, float]] = []
-        for columns, ln in r.chunks():
+        for columns, ln in r.chunks(fast=True):
 
             def num(name: str | None, columns=columns, ln=ln) -> np.ndarray:
                 if name is None or name not in ix:
@@ -217,11 +217,16 @@ def _read(
     # Media-relative seconds -> recording ms: the offset of each row's media clock.
     offset = time_ms - media_t
     rec.stimuli = labels.stimuli
-    for i, s in enumerate(rec.stimuli):
-        rows = np.flatnonzero(stim == i)
-        if rows.size:
-            s.start_ms = float(time_ms[rows[0]])
-            s.end_ms = float(time_ms[rows[-1]])
+    # Each stimulus's first and last row (one pass over the rows, not one per stimulus).
+    rows = np.flatnonzero(stim >= 0)
+    if rows.size:
+        ids, first = np.unique(stim[rows], return_index=True)
+        _, last = np.unique(stim[rows][::-1], return_index=True)
+        first_t = time_ms[rows[first]]
+        last_t = time_ms[rows[len(rows) - 1 - last]]
+        for i, a, b in zip(ids.tolist(), first_t.tolist(), last_t.tolist(), strict=True):
+            rec.stimuli[i].start_ms = a
+            rec.stimuli[i].end_ms = b
     rec.screen_size_px = tuple(screen_size_px) if screen_size_px else None
     if rec.screen_size_px is None:
         rec.warn(
