@@ -196,6 +196,14 @@ class Fixation(models.Model):
     y = models.FloatField()
     on_image = models.BooleanField()
     source = models.CharField(max_length=8, choices=Source.choices)
+    # Where the export states them per fixation (REFLACX, whose readers zoomed and panned): image
+    # pixels per degree of visual angle, and the part of the image that was on screen.
+    px_per_deg_x = models.FloatField(null=True, blank=True)
+    px_per_deg_y = models.FloatField(null=True, blank=True)
+    shown_xmin = models.FloatField(null=True, blank=True)
+    shown_ymin = models.FloatField(null=True, blank=True)
+    shown_xmax = models.FloatField(null=True, blank=True)
+    shown_ymax = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["reading_id", "index"]
@@ -219,6 +227,7 @@ class SaliencyMap(models.Model):
     class SigmaMode(models.TextChoices):
         GEOMETRY = "geometry", "1 degree from the session geometry"
         ASSUMED = "assumed", "1 degree at an assumed 41 px per degree (no geometry)"
+        PER_FIXATION = "per_fixation", "1 degree from each fixation's pixels per degree"
         MIXED = "mixed", "Pooled over readings of several modes"
 
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="saliency_maps")
@@ -229,7 +238,7 @@ class SaliencyMap(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="saliency_maps")
     target_height = models.PositiveIntegerField()
     target_width = models.PositiveIntegerField()
-    sigma_mode = models.CharField(max_length=8, choices=SigmaMode.choices)
+    sigma_mode = models.CharField(max_length=16, choices=SigmaMode.choices)
     sigma_px = models.FloatField(
         null=True, blank=True, help_text="Sigma in image pixels (readings; null when pooled)."
     )

@@ -432,6 +432,17 @@ def recording_claim(*, recording_id: int) -> Recording | None:
 
 
 # --- Parse ------------------------------------------------------------------------------------
+# Fixation fields filled from per-fixation columns of an export (REFLACX), by export column.
+FIXATION_EXTRA = {
+    "px_per_deg_x": "angular_resolution_x_pixels_per_degree",
+    "px_per_deg_y": "angular_resolution_y_pixels_per_degree",
+    "shown_xmin": "xmin_shown_from_image",
+    "shown_ymin": "ymin_shown_from_image",
+    "shown_xmax": "xmax_shown_from_image",
+    "shown_ymax": "ymax_shown_from_image",
+}
+
+
 @dataclass
 class ReadingRows:
     """What one (session, image) reading of a recording will store."""
@@ -447,6 +458,7 @@ class ReadingRows:
     x: np.ndarray
     y: np.ndarray
     on_image: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -756,6 +768,11 @@ def recording_analyse(
                 x=pts.x,
                 y=pts.y,
                 on_image=pts.on_image,
+                extra={
+                    name: np.asarray(fx.extra[column], float)[fsel]
+                    for name, column in FIXATION_EXTRA.items()
+                    if column in fx.extra
+                },
             )
         )
         step = 45 + int(35 * (g + 1) / n_groups)
@@ -853,6 +870,7 @@ def recording_store(*, recording: Recording, result: ParseResult) -> Recording:
 
 FIXATION_COLUMNS = (
     "lab_id", "reading_id", "index", "start_ms", "duration_ms", "x", "y", "on_image", "source",
+    *FIXATION_EXTRA,
 )  # fmt: skip
 
 
@@ -866,11 +884,16 @@ def _fixation_rows(lab_id: int, readings: list[tuple[int, ReadingRows]]) -> Iter
         ys = np.where(np.isfinite(r.y), r.y, -1.0).astype(float).tolist()
         durations = r.duration.astype(float).tolist()
         on = r.on_image.astype(bool).tolist()
+        # NaN (a cell left empty) is stored as NULL, like a column the export does not have.
+        extra = [
+            [None if v != v else v for v in r.extra[f].tolist()] if f in r.extra else [None] * n
+            for f in FIXATION_EXTRA
+        ]
         for k in range(n):
             s = starts[k]
             yield (
                 lab_id, reading_id, k, None if s != s else s, durations[k], xs[k], ys[k], on[k],
-                r.source,
+                r.source, *(col[k] for col in extra),
             )  # fmt: skip
 
 
@@ -1004,8 +1027,10 @@ def reading_saliency_inputs(*, reading: Reading) -> tuple[dict[str, Any], str]:
 
     Sigma is 1 degree of visual angle in image pixels: from the session's geometry (screen mm
     and viewing distance) through where the image was drawn, else at the assumed
-    ``FALLBACK_PX_PER_DEG`` screen pixels per degree (mode ``assumed``). Fixations are stored
-    without per-fixation pixels per degree, so one sigma serves the whole reading.
+    ``FALLBACK_PX_PER_DEG`` screen pixels per degree (mode ``assumed``). Where every fixation
+    carries its own pixels per degree (REFLACX), each Gaussian uses its own, per axis (mode
+    ``per_fixation``), and where every fixation carries the part of the image shown, each is
+    drawn only over that part, as REFLACX's official heatmaps are.
     """
     session = reading.session
     image = reading.image
@@ -1018,16 +1043,21 @@ def reading_saliency_inputs(*, reading: Reading) -> tuple[dict[str, Any], str]:
     else:
         per_screen_px = 0.5 * (image.width / rect.width + image.height / rect.height)
         sigma, mode = FALLBACK_PX_PER_DEG * per_screen_px, SaliencyMap.SigmaMode.ASSUMED
+    columns = ("x", "y", "duration_ms", *FIXATION_EXTRA)
     rows = np.array(
-        list(reading.fixations.order_by("index").values_list("x", "y", "duration_ms")),
-        dtype=np.float64,
-    ).reshape(-1, 3)
+        list(reading.fixations.order_by("index").values_list(*columns)), dtype=np.float64
+    ).reshape(-1, len(columns))
+    ppd, shown = rows[:, 3:5], rows[:, 5:9]
+    sigma_px: float | np.ndarray = float(sigma)
+    if len(rows) and np.isfinite(ppd).all() and (ppd > 0).all():
+        # The export states each fixation's pixels per degree (REFLACX): 1 degree per axis.
+        sigma_px, mode = ppd, SaliencyMap.SigmaMode.PER_FIXATION
     inputs = {
         "fixations_xy": rows[:, :2],
         "durations_ms": rows[:, 2],
         "image_size": size_hw,
-        "sigma_px": float(sigma),
-        "shown_rect": None,
+        "sigma_px": sigma_px,
+        "shown_rect": shown if len(rows) and np.isfinite(shown).all() else None,
         "include_off_image": False,
     }
     return inputs, mode
@@ -1102,7 +1132,8 @@ def saliency_map_get_or_create(
         return _saliency_store(
             lab=reading.lab, key=key, values=values, kind=SaliencyMap.Kind.READING,
             reading=reading, image_id=reading.image_id, target_height=size[0],
-            target_width=size[1], sigma_mode=mode, sigma_px=inputs["sigma_px"], n_readings=1,
+            target_width=size[1], sigma_mode=mode, sigma_px=float(np.mean(inputs["sigma_px"])),
+            n_readings=1,
             n_fixations=int(len(inputs["durations_ms"])),
         )  # fmt: skip
     readings = Reading.objects.filter(lab_id=image.lab_id, image=image).select_related(

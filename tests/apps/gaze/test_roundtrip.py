@@ -220,3 +220,57 @@ def test_fixations_as_csv_and_json_agree(client, session, images, phantoms, tmp_
     per_reading = client.get(f"/api/v1/readings/{reading.pk}/fixations/?format=csv")
     assert b"".join(per_reading.streaming_content).decode().splitlines() == lines
     assert Recording.objects.get().quality["readings"] == 1
+
+
+def test_reflacx_saliency_uses_each_fixations_degree_and_shown_part(
+    client, session, images, phantoms, tmp_path, queued
+):
+    import csv
+
+    from ml.saliency_maps import fixation_density
+
+    rs = simulated(phantoms[:1], 1000, zoom=True)
+    paths = write_reflacx(rs, tmp_path / "reflacx", phase=3, seed=2)
+    t = json.loads(paths["truth"].read_text())["readings"][0]
+    fix = tmp_path / "reflacx" / "main_data" / t["id"] / "fixations.csv"
+    assert upload(client, session, [fix, paths["metadata"]], {"reading_id": t["id"]}).status_code
+    parse_all(client, queued)
+    with fix.open() as fh:
+        rows = list(csv.DictReader(fh))
+    reading = Reading.objects.get()
+    stored = list(reading.fixations.order_by("index"))
+    assert len(stored) == len(rows)
+    columns = {
+        "px_per_deg_x": "angular_resolution_x_pixels_per_degree",
+        "px_per_deg_y": "angular_resolution_y_pixels_per_degree",
+        "shown_xmin": "xmin_shown_from_image",
+        "shown_ymin": "ymin_shown_from_image",
+        "shown_xmax": "xmax_shown_from_image",
+        "shown_ymax": "ymax_shown_from_image",
+    }
+    for f, row in zip(stored, rows, strict=True):
+        for field, column in columns.items():
+            assert getattr(f, field) == pytest.approx(float(row[column])), field
+    # Zoom changes the pixels per degree from fixation to fixation; one sigma would be wrong.
+    assert len({round(f.px_per_deg_x, 3) for f in stored}) > 1
+
+    sm = services.saliency_map_get_or_create(reading=reading, target_size=(64, 48))
+    assert sm.sigma_mode == "per_fixation"
+    image = reading.image
+    want = fixation_density(
+        np.array([(f.x, f.y) for f in stored]),
+        np.array([f.duration_ms for f in stored]),
+        image_size=(image.height, image.width),
+        sigma_px=np.array([(f.px_per_deg_x, f.px_per_deg_y) for f in stored]),
+        shown_rect=np.array([[getattr(f, c) for c in list(columns)[2:]] for f in stored]),
+        target_size=(64, 48),
+    )
+    np.testing.assert_allclose(services.saliency_map_load(saliency_map=sm), want, rtol=1e-5)
+    unclipped = fixation_density(
+        np.array([(f.x, f.y) for f in stored]),
+        np.array([f.duration_ms for f in stored]),
+        image_size=(image.height, image.width),
+        sigma_px=np.array([(f.px_per_deg_x, f.px_per_deg_y) for f in stored]),
+        target_size=(64, 48),
+    )
+    assert np.abs(unclipped - want).max() > 1e-3 * want.max()  # the clipping matters here
