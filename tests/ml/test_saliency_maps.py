@@ -7,6 +7,7 @@ on a smaller image and canvas); one full-size comparison is marked slow.
 
 from __future__ import annotations
 
+import cv2  # the oracle: test-only, in requirements-test.txt
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -24,13 +25,6 @@ from ml.saliency_maps import (
     sigma_px_for_degrees,
     target_cache_key,
 )
-
-try:
-    import cv2
-except ImportError:  # the oracle is test-only (requirements-test.txt); only its tests skip
-    cv2 = None
-
-needs_opencv = pytest.mark.skipif(cv2 is None, reason="opencv-python-headless is not installed")
 
 
 def _moments(m: np.ndarray) -> tuple[float, float, float, float]:
@@ -307,7 +301,6 @@ def _samples(rng, n, image_size, clusters=6):
     return np.vstack([xy, [[-3.0, 10.0], [width + 2.0, 5.0]]])  # two off-image samples
 
 
-@needs_opencv
 @pytest.mark.parametrize(
     ("image_size", "ksize", "padded", "stride"),
     [
@@ -327,7 +320,6 @@ def test_original_mode_matches_opencv(image_size, ksize, padded, stride):
     assert np.abs(ours - oracle).max() < 1e-5
 
 
-@needs_opencv
 def test_original_mode_fixes_the_int8_overflow_and_can_reproduce_it():
     rng = np.random.default_rng(3)
     image_size, kw = (600, 500), dict(ksize=201, padded=(640, 512), stride=4)
@@ -350,7 +342,6 @@ def test_original_mode_without_samples_on_the_image_is_zero():
     assert out.shape == (24, 20) and not out.any()
 
 
-@needs_opencv
 @pytest.mark.parametrize(
     ("ksize", "sigma"), [(1, 0), (3, 0), (7, 0), (9, 0), (31, 0), (501, 0), (15, 2.5)]
 )
@@ -366,7 +357,6 @@ def test_opencv_kernel(ksize, sigma):
         assert sigma_found == pytest.approx(75.5, rel=1e-9)
 
 
-@needs_opencv
 def test_full_resolution_blur_matches_opencv_gaussian_blur():
     rng = np.random.default_rng(4)
     image = rng.random((40, 30)).astype(np.float32)
@@ -375,7 +365,6 @@ def test_full_resolution_blur_matches_opencv_gaussian_blur():
         np.testing.assert_allclose(gaussian_blur_reflect101(image, ksize), expected, atol=1e-6)
 
 
-@needs_opencv
 @pytest.mark.slow
 def test_original_mode_matches_opencv_at_full_size():
     rng = np.random.default_rng(5)

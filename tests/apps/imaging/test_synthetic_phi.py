@@ -10,10 +10,10 @@ import pytest
 from pydicom import dcmread
 
 from apps.imaging.models import Image
+from ml import synthetic
 from tests.apps.imaging.conftest import as_upload
 from tests.conftest import client_for
 
-synthetic = pytest.importorskip("ml.synthetic")
 pytestmark = pytest.mark.django_db
 
 

@@ -73,7 +73,6 @@ def test_pymovements_defaults_documented() -> None:
     assert IVTConfig().velocity_threshold == 30.0 and IDTConfig().dispersion_threshold == 1.0
 
 
-pm = pytest.importorskip("pymovements", reason="pymovements is a test-only oracle")
 needs_asc = pytest.mark.skipif(not BINOCULAR.is_file(), reason=f"{BINOCULAR} is absent")
 
 
