@@ -12,6 +12,13 @@ delimiters, and only the columns a reader asks for are cut into fixed-width ``S`
 (quotes, NUL bytes, lone CRs, ragged rows, over-long lines, a non-ASCII-compatible encoding) hands
 the rest of the file to the careful csv-module reader, so refusals keep their messages and line
 numbers.
+
+When the reader names the columns it needs (``chunks(fast=True, numeric=..., text=...)``) and
+pyarrow is installed, each checked block is handed to pyarrow's C++ CSV reader instead
+(:data:`ARROW_CSV`): numeric columns come back as float64 arrays (pyarrow's parse is correctly
+rounded, like ``float``), text columns as :class:`CodedCells` (dictionary codes). Only empty cells
+are nulls there; anything pyarrow will not parse (NA markers, decimal commas, ragged rows, ...)
+makes that block and the rest of the file take the careful path.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import math
 import os
 import re
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -38,7 +45,9 @@ HEAD_BYTES = 65536
 EDF_MAGIC = b"SR_RESEARCH"
 NA_STRINGS = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None", "."})
 FAST_CSV = True  # False: every reader takes the careful path (tests compare the two)
-FAST_BLOCK_BYTES = 32 << 20  # byte blocks of the vectorised path
+ARROW_CSV = True  # False: the fast path converts with numpy instead of pyarrow
+FAST_BLOCK_BYTES = 16 << 20  # byte blocks of the vectorised path
+ARROW_BLOCK_BYTES = 2 << 20  # pyarrow's own blocks within one (parsed on parallel threads)
 FAST_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "cp1252"})  # ASCII bytes mean ASCII characters
 CSV_FIELD_LIMIT = 131072  # csv.field_size_limit()'s default: longer blocks take the careful path
 # Bytes a plain decimal number is made of (NUL pads the fixed-width cells).
@@ -126,7 +135,7 @@ def to_float(s: str, *, path: str, line: int, column: str, decimal_comma: bool =
 
 
 def floats(
-    values: tuple[str, ...] | list[str] | ByteCells,
+    values: tuple[str, ...] | list[str] | ByteCells | np.ndarray,
     *,
     path: str,
     lines: array | np.ndarray,
@@ -139,6 +148,8 @@ def floats(
     converted by numpy in C (the same correctly rounded parse as ``float``); any other column
     is decoded and takes the path below, so NA markers, decimal commas and refusals are the same.
     """
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return values  # converted by pyarrow already
     if isinstance(values, ByteCells):
         cells = values.cells
         if _NUMBER_BYTES[cells.view(np.uint8)].all():
@@ -242,6 +253,64 @@ class ByteColumns:
         return ByteCells(cells.view(f"S{size}").ravel(), self._encoding)
 
 
+class CodedCells:
+    """One text column of a block read by pyarrow: per-row int codes into the block's distinct
+    values (decoded like the text path decodes the file). Indexing gives a cell as ``str``."""
+
+    __slots__ = ("codes", "values")
+
+    def __init__(self, codes: np.ndarray, values: list[str]) -> None:
+        self.codes = codes
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int) -> str:
+        return self.values[self.codes[i]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.strings())
+
+    def strings(self) -> tuple[str, ...]:
+        """All cells as strings."""
+        values = self.values
+        return tuple(values[c] for c in self.codes.tolist())
+
+
+class ArrowColumns:
+    """The columns of one block read by pyarrow: ``columns[i]`` is a float64 array for a numeric
+    column, a :class:`CodedCells` for a text column; other columns were not read."""
+
+    def __init__(self, width: int, columns: dict[int, np.ndarray | CodedCells]) -> None:
+        self._width = width
+        self._columns = columns
+
+    def __len__(self) -> int:
+        return self._width
+
+    def __getitem__(self, i: int) -> np.ndarray | CodedCells:
+        if not -self._width <= i < self._width:
+            raise IndexError(i)
+        i %= self._width
+        try:
+            return self._columns[i]
+        except KeyError:
+            raise KeyError(
+                f"column {i} was not asked for in chunks(numeric=..., text=...)"
+            ) from None
+
+
+def _arrow_csv():
+    """(pyarrow, pyarrow.csv), or None when pyarrow is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    return pa, pacsv
+
+
 class CsvChunks:
     """Stream a delimited file as column chunks, with each row's line number kept.
 
@@ -308,21 +377,40 @@ class CsvChunks:
         return None
 
     def chunks(
-        self, size: int = CHUNK_ROWS, *, fast: bool = False
-    ) -> Iterator[tuple[list[tuple[str, ...]] | ByteColumns, array | np.ndarray]]:
+        self,
+        size: int = CHUNK_ROWS,
+        *,
+        fast: bool = False,
+        numeric: Iterable[str | None] = (),
+        text: Iterable[str | None] = (),
+    ) -> Iterator[tuple[list[tuple[str, ...]] | ByteColumns | ArrowColumns, array | np.ndarray]]:
         """Yield (columns, line numbers) per chunk; columns[i] is the tuple of column i's cells.
 
         With ``fast=True``, well-formed blocks come as :class:`ByteColumns` (``columns[i]`` a
         :class:`ByteCells`) with an int64 array of line numbers, and chunks hold a byte block's
         rows rather than ``size``; the first block that is not plainly well formed hands the rest
         of the file to the csv module, which reads (or refuses) it exactly as without ``fast``.
+        When ``numeric`` / ``text`` name the columns the caller will read (names absent from the
+        header and None are ignored) and pyarrow is installed, well-formed blocks are read by
+        pyarrow instead and come as :class:`ArrowColumns`: ``columns[i]`` is a float64 array for a
+        numeric column, a :class:`CodedCells` for a text column, and other columns are absent.
         Call it once, before anything else reads the file.
         """
         start = self._fast_start() if fast and FAST_CSV else None
         if start is None:
             yield from self._rows(self._reader, size, 0)
             return
-        yield from self._fast(start, size)
+        yield from self._fast(start, size, self._arrow_spec(numeric, text))
+
+    def _arrow_spec(
+        self, numeric: Iterable[str | None], text: Iterable[str | None]
+    ) -> tuple[list[int], list[int]] | None:
+        """(numeric, text) column indices for pyarrow, or None for the numpy fast path."""
+        num = sorted({self.index[c] for c in numeric if c is not None and c in self.index})
+        txt = sorted({self.index[c] for c in text if c is not None and c in self.index})
+        if not ARROW_CSV or not (num or txt) or set(num) & set(txt) or _arrow_csv() is None:
+            return None
+        return num, txt
 
     def _rows(
         self, reader: Iterator[list[str]], size: int, offset: int
@@ -385,8 +473,8 @@ class CsvChunks:
         return pos
 
     def _fast(
-        self, offset: int, size: int
-    ) -> Iterator[tuple[list[tuple[str, ...]] | ByteColumns, array | np.ndarray]]:
+        self, offset: int, size: int, arrow: tuple[list[int], list[int]] | None = None
+    ) -> Iterator[tuple[list[tuple[str, ...]] | ByteColumns | ArrowColumns, array | np.ndarray]]:
         width = len(self.header)
         delim = ord(self.delimiter)
         line = self.header_line  # csv line_num of the last line consumed
@@ -398,7 +486,7 @@ class CsvChunks:
                     return
                 at_end = len(data) < FAST_BLOCK_BYTES or not fh.read(1)
                 m = len(data) if at_end else data.rfind(b"\n") + 1
-                block = self._fast_block(data, m, width, delim, line) if m else None
+                block = self._fast_block(data, m, width, delim, line, arrow) if m else None
                 if block is None:
                     break
                 columns, lines, n_lines = block
@@ -417,9 +505,30 @@ class CsvChunks:
             yield from self._rows(csv.reader(lines, delimiter=self.delimiter), size, line)
 
     def _fast_block(
-        self, data: bytes, m: int, width: int, delim: int, line: int
-    ) -> tuple[ByteColumns, np.ndarray, int] | None:
-        """Rows of ``data[:m]`` (whole lines) when every one is plainly well formed, else None."""
+        self,
+        data: bytes,
+        m: int,
+        width: int,
+        delim: int,
+        line: int,
+        arrow: tuple[list[int], list[int]] | None = None,
+    ) -> tuple[ByteColumns | ArrowColumns, np.ndarray, int] | None:
+        """Rows of ``data[:m]`` (whole lines) when every one is plainly well formed, else None.
+
+        The checks made here (no quotes, no NUL bytes, no over-long line, CRs only before LFs)
+        come before pyarrow sees a byte: it never loads a huge line, and line numbers follow.
+        """
+        if arrow is not None:
+            if data.find(b'"', 0, m) >= 0 or data.find(b"\0", 0, m) >= 0:  # quotes, NUL bytes
+                return None
+            n_lines = self._plain_lines(data, m)
+            if n_lines is not None:  # no CR, no long line: rows are lines unless some are blank
+                read = self._arrow_block(data, m, width, *arrow)
+                if read is None:
+                    return None
+                if read[1] == n_lines:
+                    return read[0], line + 1 + np.arange(n_lines, dtype=np.int64), n_lines
+                # Blank lines were skipped: find them below for the rows' line numbers.
         buf = np.frombuffer(data, dtype=np.uint8, count=m)
         if (buf == 0x22).any() or (buf == 0).any():  # quotes, NUL bytes
             return None
@@ -438,6 +547,12 @@ class CsvChunks:
             ends = ends - has_cr
         n_lines = len(ends)
         keep = ends > starts  # blank lines are skipped, as the csv path skips them
+        if arrow is not None:
+            lines = line + 1 + np.flatnonzero(keep).astype(np.int64)
+            read = self._arrow_block(data, m, width, *arrow)
+            if read is None or read[1] != len(lines):
+                return None
+            return read[0], lines, n_lines
         d = np.flatnonzero(buf == delim)
         count = np.searchsorted(d, ends) - np.searchsorted(d, starts)
         if not (count[keep] == width - 1).all():
@@ -447,6 +562,78 @@ class CsvChunks:
             buf, starts[keep], ends[keep], d.reshape(-1, width - 1), width, self.encoding
         )
         return columns, lines, n_lines
+
+    @staticmethod
+    def _plain_lines(data: bytes, m: int) -> int | None:
+        """The number of lines of ``data[:m]`` (blank ones included) when it has no CR and no
+        line as long as the line limit (found with C-speed byte searches), else None."""
+        if data.find(b"\r", 0, m) >= 0:
+            return None
+        # A line of ``limit`` or more bytes holds a whole aligned window of ``limit // 2`` bytes
+        # without a newline: when every window has one, no line is that long.
+        half = min(MAX_LINE_CHARS, CSV_FIELD_LIMIT) // 2
+        for a in range(0, m, half):
+            if data.find(b"\n", a, min(a + half, m)) < 0 and m - a >= half:
+                return None
+        if m - (data.rfind(b"\n", 0, m) + 1) >= 2 * half:
+            return None  # the last line (no final newline) is too long
+        n_nl = int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8, count=m) == 0x0A))
+        return n_nl + (data[m - 1] != 0x0A)
+
+    def _arrow_block(
+        self, data: bytes, m: int, width: int, numeric: list[int], text: list[int]
+    ) -> tuple[ArrowColumns, int] | None:
+        """``data[:m]`` read by pyarrow's CSV reader (blank lines skipped) and its row count, or
+        None when it refuses anything (a cell that is not a plain number, a row of another
+        width, ...)."""
+        pa, pacsv = _arrow_csv()
+        names = [f"c{i}" for i in range(width)]
+        types = {names[i]: pa.float64() for i in numeric}
+        types.update({names[i]: pa.dictionary(pa.int32(), pa.binary()) for i in text})
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(pa.py_buffer(data).slice(0, m)),
+                read_options=pacsv.ReadOptions(
+                    column_names=names, use_threads=True, block_size=ARROW_BLOCK_BYTES
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.delimiter,
+                    quote_char=False,
+                    double_quote=False,
+                    escape_char=False,
+                    newlines_in_values=False,
+                    ignore_empty_lines=True,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=[names[i] for i in (*numeric, *text)],
+                    column_types=types,
+                    null_values=[""],
+                    true_values=[],
+                    false_values=[],
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                    check_utf8=False,
+                ),
+            )
+        except (pa.ArrowException, ValueError):
+            return None
+        table = table.unify_dictionaries()
+        out: dict[int, np.ndarray | CodedCells] = {}
+        for i in numeric:
+            values = table.column(names[i]).to_numpy()  # nulls (empty cells) -> NaN
+            out[i] = np.ascontiguousarray(values, dtype=np.float64)
+        enc = "utf-8" if self.encoding.lower() == "utf-8-sig" else self.encoding
+        for i in text:
+            chunks = table.column(names[i]).chunks
+            if not chunks:
+                out[i] = CodedCells(np.zeros(0, dtype=np.int32), [])
+                continue
+            codes = np.concatenate(
+                [c.indices.to_numpy(zero_copy_only=False) for c in chunks]
+            ).astype(np.int32, copy=False)
+            values = [b.decode(enc, errors="replace") for b in chunks[0].dictionary.to_pylist()]
+            out[i] = CodedCells(codes, values)
+        return ArrowColumns(width, out), table.num_rows
 
 
 def check_time(
@@ -519,27 +706,32 @@ class Labels:
 
     def runs(
         self,
-        labels: tuple[str, ...] | ByteCells,
+        labels: tuple[str, ...] | ByteCells | CodedCells,
         time_ms: np.ndarray,
         dt_ms: float,
         source: str,
         make: Callable[[tuple[str, ...], int], Stimulus | None] | None = None,
-        session: tuple[str, ...] | ByteCells | None = None,
+        session: tuple[str, ...] | ByteCells | CodedCells | None = None,
     ) -> np.ndarray:
         """Stimulus indices for one chunk of rows (-1 where the label is blank)."""
         n = len(labels)
         out = np.empty(n, dtype=np.int32)
-        if isinstance(labels, ByteCells) and (session is None or isinstance(session, ByteCells)):
-            # Vectorised: compare the bytes; decode only at run starts.
-            diff = labels.cells[1:] != labels.cells[:-1]
+        if isinstance(labels, ByteCells | CodedCells) and (
+            session is None or type(session) is type(labels)
+        ):
+            # Vectorised: compare the bytes (or codes); decode only at run starts.
+            def cells(c: ByteCells | CodedCells) -> np.ndarray:
+                return c.cells if isinstance(c, ByteCells) else c.codes
+
+            diff = cells(labels)[1:] != cells(labels)[:-1]
             if session is not None:
-                diff |= session.cells[1:] != session.cells[:-1]
+                diff |= cells(session)[1:] != cells(session)[:-1]
             change = [0, *(np.flatnonzero(diff) + 1).tolist(), n]
             keys = None
         else:
-            if isinstance(labels, ByteCells):
+            if isinstance(labels, ByteCells | CodedCells):
                 labels = labels.strings()
-            if isinstance(session, ByteCells):
+            if isinstance(session, ByteCells | CodedCells):
                 session = session.strings()
             keys = labels if session is None else tuple(zip(session, labels, strict=True))
             # Boundaries where the label changes: Python loop only at run starts.

@@ -177,7 +177,8 @@ def _read(
         }
         vmap = {"bv": "BPOGV", "fv": "FPOGV", "lv": "LPMMV", "rv": "RPMMV"}
         first_rows: list[tuple[float, float]] = []
-        for columns, ln in r.chunks(fast=True):
+        numeric = [ctime, ctick, *colmap.values(), *vmap.values(), "FPOGID", "CNT"]
+        for columns, ln in r.chunks(fast=True, numeric=numeric, text=[media, sess]):
 
             def num(name: str | None, columns=columns, ln=ln) -> np.ndarray:
                 if name is None or name not in ix:

@@ -1,6 +1,6 @@
-"""The vectorised CSV path (``CsvChunks.chunks(fast=True)``) gives exactly what the csv-module
-path gives, on real Gazepoint exports and synthetic EGD-CXR files, and refuses bad input with the
-same messages and line numbers."""
+"""The vectorised CSV path (``CsvChunks.chunks(fast=True)``), with pyarrow converting and with
+numpy converting, gives exactly what the csv-module path gives, on real Gazepoint exports and
+synthetic EGD-CXR files, and refuses bad input with the same messages and line numbers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ import pytest
 
 from ml.gaze import GazeFormatError, read_recording
 from ml.gaze.formats import _common
-from ml.gaze.formats._common import ByteCells, CsvChunks, Labels, floats
+from ml.gaze.formats._common import (
+    ArrowColumns,
+    ByteCells,
+    CodedCells,
+    CsvChunks,
+    Labels,
+    floats,
+)
 from ml.gaze.quality import quality_report
 from ml.synthetic import Radiologist, make_phantom, simulate_reading
 from ml.synthetic.writers import write_egd_cxr
@@ -86,17 +93,88 @@ def egd(tmp_path_factory) -> dict[str, Path]:
     return write_egd_cxr(readings, tmp_path_factory.mktemp("egd"), calibration_every=2)
 
 
+@pytest.fixture(autouse=True, params=["arrow", "numpy"])
+def engine(request, monkeypatch) -> str:
+    """Every test runs with the fast path converting with pyarrow, then with numpy."""
+    monkeypatch.setattr(_common, "ARROW_CSV", request.param == "arrow")
+    return request.param
+
+
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Byte blocks of 4 KiB, so that a small file spans many blocks."""
     monkeypatch.setattr(_common, "FAST_BLOCK_BYTES", 4096)
 
 
-def test_fast_path_is_taken(egd) -> None:
+def test_fast_path_is_taken(egd, engine) -> None:
     with CsvChunks(str(egd["eye_gaze"])) as r:
         columns, lines = next(r.chunks(fast=True))
     assert isinstance(columns[r.index["DICOM_ID"]], ByteCells)
     assert lines[0] == 2 and lines.dtype == np.int64
+    with CsvChunks(str(egd["eye_gaze"])) as r:
+        columns, lines = next(
+            r.chunks(fast=True, numeric=["FPOGX", "nope", None], text=["DICOM_ID"])
+        )
+    assert lines[0] == 2 and lines.dtype == np.int64
+    if engine == "arrow":
+        assert isinstance(columns, ArrowColumns)
+        assert isinstance(columns[r.index["DICOM_ID"]], CodedCells)
+        assert columns[r.index["FPOGX"]].dtype == np.float64
+        with pytest.raises(KeyError, match="not asked for"):
+            columns[r.index["FPOGY"]]
+    else:
+        assert isinstance(columns[r.index["DICOM_ID"]], ByteCells)
+
+
+def test_arrow_floats_match_float(tmp_path, engine) -> None:
+    """pyarrow's float parse is correctly rounded: the same float64 as Python's ``float``."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate(
+        [
+            rng.standard_normal(4000) * 10.0 ** rng.integers(-30, 30, 4000),
+            rng.uniform(0, 1, 4000),
+            np.round(rng.uniform(0, 1, 4000) * 1e5) * 1e-5,  # Gazepoint's repr noise
+            rng.integers(-(2**53), 2**53, 2000).astype(float),
+            [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1, -0.0, 1e23],
+        ]
+    )
+    xs = x.tolist()
+    cells = [repr(v) for v in xs]
+    cells += [f"{v:.17g}" for v in xs[:4000]] + [f"{v:.20e}" for v in xs[:2000]]
+    cells += [f"{v:.3f}" for v in xs[4000:6000]] + [f"{v:.25f}" for v in xs[4000:5000]]
+    cells += ["".join(rng.choice(list("0123456789"), 30)) + "." + "9" * 25 for _ in range(500)]
+    cells += ["1e-400", "4.9e-324", "2.4703282292062328e-324", "+.5", "1.", "-0", "1E+05", ""]
+    path = tmp_path / "floats.csv"
+    path.write_text("a,b\n" + "".join(f"{c},x\n" for c in cells), encoding="utf-8")
+    with CsvChunks(str(path)) as r:
+        ((columns, lines),) = list(r.chunks(fast=True, numeric=["a"], text=["b"]))
+        got = floats(columns[0], path=str(path), lines=lines, column="a")
+    assert isinstance(columns, ArrowColumns) == (engine == "arrow")
+    want = np.array([float(c) if c else math.nan for c in cells])
+    np.testing.assert_array_equal(got, want)
+    assert (np.signbit(got) == np.signbit(want)).all()
+
+
+def test_over_long_line_never_reaches_pyarrow(egd, tmp_path, monkeypatch, small_blocks) -> None:
+    seen: list[int] = []
+    arrow_block = CsvChunks._arrow_block
+
+    def spy(self, data, m, *args):
+        seen.append(max(len(ln) for ln in data[:m].split(b"\n")))
+        return arrow_block(self, data, m, *args)
+
+    monkeypatch.setattr(CsvChunks, "_arrow_block", spy)
+
+    def edit(lines: list[str]) -> list[str]:
+        k = len(lines) // 2
+        cells = lines[k].split(",")
+        cells[7] = "1" * (_common.MAX_LINE_CHARS * 3)
+        return [*lines[:k], ",".join(cells), *lines[k + 1 :]]
+
+    path = _rewrite(egd["eye_gaze"], tmp_path / "eye_gaze.csv", edit)
+    fast, slow = error_both(path, monkeypatch)
+    assert fast == slow and "longer than" in fast
+    assert max(seen, default=0) < _common.MAX_LINE_CHARS
 
 
 @pytest.mark.parametrize("blocks", ["default", "small"])
@@ -125,7 +203,22 @@ def _rewrite(src: Path, dst: Path, edit) -> Path:
 
 @pytest.mark.parametrize(
     "variant",
-    ["crlf", "bom", "blank_lines", "no_final_newline", "quoted_late", "blank_cells", "nan_cells"],
+    [
+        "crlf",
+        "bom",
+        "blank_lines",
+        "crlf_blank_lines",
+        "no_final_newline",
+        "quoted_late",
+        "blank_cells",
+        "nan_cells",
+        "na_markers",
+        "inf_cells",
+        "spaced_cells",
+        "underscore_cells",
+        "short_rows",
+        "trailing_empty_fields",
+    ],
 )
 def test_variants_same_as_careful_path(egd, variant, tmp_path, monkeypatch, small_blocks) -> None:
     def edit(lines: list[str]) -> list[str]:
@@ -135,6 +228,15 @@ def test_variants_same_as_careful_path(egd, variant, tmp_path, monkeypatch, smal
             return ["\ufeff" + lines[0], *lines[1:]]
         if variant == "blank_lines":
             return [ln + ("\n" if i % 37 == 5 else "") for i, ln in enumerate(lines)]
+        if variant == "crlf_blank_lines":
+            return [(ln + ("\n" if i % 37 == 5 else "")).replace("\n", "\r\n")
+                    for i, ln in enumerate(lines)]  # fmt: skip
+        if variant == "short_rows":  # padded with blanks by the careful path
+            return [",".join(ln.split(",")[:30]) + "\n" if i and i % 53 == 7 else ln
+                    for i, ln in enumerate(lines)]  # fmt: skip
+        if variant == "trailing_empty_fields":  # trimmed by the careful path
+            return [ln.rstrip("\n") + ",,\n" if i and i % 53 == 7 else ln
+                    for i, ln in enumerate(lines)]  # fmt: skip
         if variant == "no_final_newline":
             return [*lines[:-1], lines[-1].rstrip("\n")]
         if variant == "quoted_late":  # quotes take the rest to the csv module
@@ -143,11 +245,19 @@ def test_variants_same_as_careful_path(egd, variant, tmp_path, monkeypatch, smal
             cells[2] = f'"{cells[2]}"'
             return [*lines[:k], ",".join(cells), *lines[k + 1 :]]
         cells_at = 12 if variant == "blank_cells" else 13  # BPOGX / BPOGY
+        value = {
+            "blank_cells": lambda i: "",
+            "nan_cells": lambda i: "nan",
+            "na_markers": lambda i: ("NA", "N/A", "null", "None", ".", "NaN")[i % 6],
+            "inf_cells": lambda i: ("inf", "-Infinity", "1e999")[i % 3],
+            "spaced_cells": lambda i: " 0.25 ",
+            "underscore_cells": lambda i: "1_0",
+        }[variant]
         out = []
         for i, ln in enumerate(lines):
             if i and i % 11 == 0:
                 cells = ln.split(",")
-                cells[cells_at] = "" if variant == "blank_cells" else "nan"
+                cells[cells_at] = value(i)
                 ln = ",".join(cells)
             out.append(ln)
         return out
