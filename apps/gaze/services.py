@@ -13,8 +13,10 @@ import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -81,6 +83,8 @@ SCREEN_SPACES = ("screen_px", "screen_norm")
 # Pixels per degree assumed when a session gives no physical geometry (a 24" 1920 px monitor at
 # 65 cm); detection thresholds in degrees are converted with it, and the parse report says so.
 FALLBACK_PX_PER_DEG = 41.0
+# The least time between two progress reports of a running parse (seconds).
+PROGRESS_INTERVAL_S = 0.25
 
 
 class RecordingRejected(Exception):
@@ -879,22 +883,23 @@ def _fixation_rows(lab_id: int, readings: list[tuple[int, ReadingRows]]) -> Iter
     for reading_id, r in readings:
         n = len(r.duration)
         start = r.start.astype(float)
+        # NaN (a cell left empty, or no start) is stored as NULL, like a column the export does
+        # not have.
         starts = np.where(np.isfinite(start), start, np.nan).tolist()
+        starts = [None if v != v else v for v in starts]
         xs = np.where(np.isfinite(r.x), r.x, -1.0).astype(float).tolist()
         ys = np.where(np.isfinite(r.y), r.y, -1.0).astype(float).tolist()
         durations = r.duration.astype(float).tolist()
         on = r.on_image.astype(bool).tolist()
-        # NaN (a cell left empty) is stored as NULL, like a column the export does not have.
         extra = [
-            [None if v != v else v for v in r.extra[f].tolist()] if f in r.extra else [None] * n
+            [None if v != v else v for v in r.extra[f].tolist()] if f in r.extra else repeat(None)
             for f in FIXATION_EXTRA
         ]
-        for k in range(n):
-            s = starts[k]
-            yield (
-                lab_id, reading_id, k, None if s != s else s, durations[k], xs[k], ys[k], on[k],
-                r.source, *(col[k] for col in extra),
-            )  # fmt: skip
+        # One zip of the columns: the tuples are built in C, not field by field.
+        yield from zip(
+            repeat(lab_id, n), repeat(reading_id), range(n), starts, durations, xs, ys, on,
+            repeat(r.source), *extra,
+        )  # fmt: skip
 
 
 def _fixations_insert(*, lab_id: int, readings: list[tuple[int, ReadingRows]], batch: int) -> None:
@@ -907,10 +912,20 @@ def _fixations_insert(*, lab_id: int, readings: list[tuple[int, ReadingRows]], b
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Fixation._meta.db_table)
         cols = ", ".join(connection.ops.quote_name(c) for c in FIXATION_COLUMNS)
-        sql = f"COPY {table} ({cols}) FROM STDIN"
-        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
+        # Binary COPY: floats travel as their 8 bytes (exact, no text formatting and parsing),
+        # with the table's own column types.
+        sql = f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass "
+                "AND attnum > 0 AND NOT attisdropped",
+                [Fixation._meta.db_table],
+            )
+            oids = dict(cursor.fetchall())
+            with cursor.cursor.copy(sql) as copy:
+                copy.set_types([int(oids[c]) for c in FIXATION_COLUMNS])
+                for row in rows:
+                    copy.write_row(row)
         return
     chunk: list[Fixation] = []
     for row in rows:
@@ -932,8 +947,15 @@ def recording_parse(*, recording_id: int) -> Recording | None:
         log.info("recording %s is not queued; nothing to do", recording_id)
         return None
 
+    last = [-math.inf]
+
     def progress(p: int) -> None:
-        recording_report_progress(recording_id=rec.pk, progress=p)
+        # Each report is its own committed UPDATE (a WAL flush): a few per second are enough
+        # for the page that polls it, not one per percent of a parse that takes seconds.
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_INTERVAL_S:
+            last[0] = now
+            recording_report_progress(recording_id=rec.pk, progress=p)
 
     result: ParseResult | None = None
     try:
