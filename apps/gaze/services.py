@@ -36,7 +36,7 @@ from apps.gaze.models import (
     SaliencyMap,
 )
 from apps.imaging.models import Image
-from apps.imaging.storage import FileBatch
+from apps.imaging.storage import FileBatch, local_path
 from apps.labs.models import Lab, User
 from apps.labs.roles import Action, role_allows
 from apps.labs.selectors import lab_roles_for_user
@@ -984,21 +984,12 @@ def recording_parse(*, recording_id: int) -> Recording | None:
             message = f"the parse failed unexpectedly ({type(exc).__name__}: {exc})"
         for p in (rec.file_path, rec.companion_path):
             if p:
-                message = message.replace(_stored_path(p), rec.original_name)
+                message = message.replace(str(local_path(p) or p), rec.original_name)
         unmatched = result.unmatched if result is not None else []
         Recording.objects.filter(pk=rec.pk).update(unmatched_stimuli=unmatched[:5000])
         return recording_update_status(
             recording=rec, status=Recording.Status.FAILED, progress=100, errors=[message]
         )
-
-
-def _stored_path(name: str) -> str:
-    from django.core.files.storage import default_storage
-
-    try:
-        return default_storage.path(name)
-    except NotImplementedError:
-        return name
 
 
 def reading_update(*, reading: Reading, use_for_training: bool) -> Reading:

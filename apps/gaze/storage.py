@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
 
-from apps.imaging.storage import CHUNK, file_sha256
+from apps.imaging.storage import CHUNK, file_sha256, local_path, write_atomic
 
 
 def recording_name(*, lab_id: int, digest: str) -> str:
@@ -30,38 +29,17 @@ def put(*, lab_id: int, fh: BinaryIO) -> tuple[str, str, bool]:
         (name, sha256, created): ``created`` is False when the same bytes were there already.
     """
     digest = file_sha256(fh)
-    name = recording_name(lab_id=lab_id, digest=digest)
-    if default_storage.exists(name):
-        return name, digest, False
-    try:
-        local = Path(default_storage.path(name))
-    except NotImplementedError:
-        return default_storage.save(name, File(fh, name=name)), digest, True
-    local.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in iter(lambda: fh.read(CHUNK), b""):
-                out.write(chunk)
-        os.chmod(tmp, settings.FILE_UPLOAD_PERMISSIONS or 0o644)
-        os.replace(tmp, local)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fh.seek(0)
-    return name, digest, True
+    name, created = write_atomic(recording_name(lab_id=lab_id, digest=digest), fh)
+    return name, digest, created
 
 
 @contextlib.contextmanager
 def local_copy(name: str) -> Iterator[str]:
     """A local path to a stored file: the file itself on the filesystem, else a temporary copy
     (streamed, so a 400 MB export never sits in memory)."""
-    try:
-        path = default_storage.path(name)
-    except NotImplementedError:
-        path = None
+    path = local_path(name)
     if path is not None:
-        yield path
+        yield str(path)
         return
     fd, tmp = tempfile.mkstemp(dir=settings.FILE_UPLOAD_TEMP_DIR, prefix="gaze-")
     try:

@@ -35,11 +35,47 @@ def file_sha256(fh: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def _local_path(storage: Storage, name: str) -> Path | None:
+def local_path(name: str, storage: Storage | None = None) -> Path | None:
+    """The stored file's path on this machine, or None for a remote storage (S3)."""
     try:
-        return Path(storage.path(name))
-    except NotImplementedError:
+        return Path((storage or default_storage).path(name))
+    except NotImplementedError:  # Django's answer for storages without local paths
         return None
+
+
+def write_atomic(name: str, fh: BinaryIO, storage: Storage | None = None) -> tuple[str, bool]:
+    """Store ``fh``'s bytes under ``name`` unless a file of that name exists.
+
+    A content-addressed name means an existing file holds the same bytes. On the filesystem the
+    bytes go to a temporary file beside the target, are flushed to disk and renamed into place,
+    so that a reader never sees half a file and a committed row never names a lost one.
+
+    Returns:
+        (name, created): the stored name and whether this call wrote it.
+    """
+    storage = storage or default_storage
+    if storage.exists(name):
+        return name, False
+    local = local_path(name, storage)
+    fh.seek(0)
+    if local is None:
+        return storage.save(name, File(fh, name=name)), True
+    local.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=local.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            for chunk in iter(lambda: fh.read(CHUNK), b""):
+                tmp.write(chunk)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp_name, settings.FILE_UPLOAD_PERMISSIONS or 0o644)
+        os.replace(tmp_name, local)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    finally:
+        fh.seek(0)
+    return name, True
 
 
 class FileBatch:
@@ -52,27 +88,9 @@ class FileBatch:
     def put(self, *, lab_id: int, kind: str, ext: str, fh: BinaryIO) -> str:
         """Store ``fh``'s bytes at their content-addressed name; returns the name."""
         name = content_name(lab_id=lab_id, kind=kind, digest=file_sha256(fh), ext=ext)
-        if self.storage.exists(name):
-            return name  # same bytes already there (content-addressed)
-        local = _local_path(self.storage, name)
-        if local is None:
-            saved = self.storage.save(name, File(fh, name=name))
-            self.created.append(saved)
-            return saved
-        local.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=local.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                for chunk in iter(lambda: fh.read(CHUNK), b""):
-                    tmp.write(chunk)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.chmod(tmp_name, settings.FILE_UPLOAD_PERMISSIONS or 0o644)
-            os.replace(tmp_name, local)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        self.created.append(name)
+        name, created = write_atomic(name, fh, self.storage)
+        if created:
+            self.created.append(name)
         return name
 
     def discard(self) -> None:
