@@ -17,6 +17,7 @@ from ml.data import ArrayDataset, blob_dataset, write_manifest
 from ml.evaluate import evaluate, summarize
 from ml.metrics import saliency_metrics
 from ml.models import create_model
+from ml.runtime import Runtime
 
 
 def test_summarize_matches_numpy() -> None:
@@ -40,6 +41,9 @@ def test_evaluate_writes_maps_and_consistent_metrics(tmp_path: Path) -> None:
         model,
         ArrayDataset(data["images"], data["targets"], data["labels"]),
         tmp_path,
+        # fp32 so that the stored maps can be compared exactly with an fp32 forward pass here
+        # (precision "auto" is bf16 on CPUs with AMX or AVX512-BF16).
+        runtime=Runtime.create("cpu", "fp32"),
         keys=keys,
         fixations=fixations,
         class_names=["a", "b", "c"],
