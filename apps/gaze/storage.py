@@ -13,7 +13,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from apps.imaging.storage import CHUNK, file_sha256, local_path, write_atomic
+from apps.imaging.storage import CHUNK, local_path, put_content_addressed
 
 
 def recording_name(*, lab_id: int, digest: str) -> str:
@@ -28,9 +28,7 @@ def put(*, lab_id: int, fh: BinaryIO) -> tuple[str, str, bool]:
     Returns:
         (name, sha256, created): ``created`` is False when the same bytes were there already.
     """
-    digest = file_sha256(fh)
-    name, created = write_atomic(recording_name(lab_id=lab_id, digest=digest), fh)
-    return name, digest, created
+    return put_content_addressed(lambda digest: recording_name(lab_id=lab_id, digest=digest), fh)
 
 
 @contextlib.contextmanager

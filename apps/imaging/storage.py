@@ -1,8 +1,9 @@
 """Content-addressed, atomic file writes through Django's storage API.
 
 A file's name is the SHA-256 of its bytes, so the same content is written once. On the
-filesystem, bytes go to a temporary file beside the target and are renamed into place, so a
-reader never sees half a file; remote storages (S3) write objects atomically by themselves.
+filesystem, bytes go to a temporary file under ``<MEDIA_ROOT>/.tmp`` (hashed as they are
+written) and are renamed into place, so a reader never sees half a file; remote storages (S3)
+write objects atomically by themselves.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,39 +45,55 @@ def local_path(name: str, storage: Storage | None = None) -> Path | None:
         return None
 
 
-def write_atomic(name: str, fh: BinaryIO, storage: Storage | None = None) -> tuple[str, bool]:
-    """Store ``fh``'s bytes under ``name`` unless a file of that name exists.
+def put_content_addressed(
+    name_for: Callable[[str], str], fh: BinaryIO, storage: Storage | None = None
+) -> tuple[str, str, bool]:
+    """Store ``fh``'s bytes under the name ``name_for(sha256)`` unless that name exists.
 
     A content-addressed name means an existing file holds the same bytes. On the filesystem the
-    bytes go to a temporary file beside the target, are flushed to disk and renamed into place,
-    so that a reader never sees half a file and a committed row never names a lost one.
+    bytes are hashed while they are written (one pass over a 400 MB export, not two) to a
+    temporary file under ``<MEDIA_ROOT>/.tmp``, flushed to disk and renamed into place, so that a
+    reader never sees half a file and a committed row never names a lost one. A remote storage
+    (S3) gets the hash first, then one ``save``, which it makes atomic by itself.
 
     Returns:
-        (name, created): the stored name and whether this call wrote it.
+        (name, sha256, created): the stored name, the digest and whether this call wrote it.
     """
     storage = storage or default_storage
-    if storage.exists(name):
-        return name, False
-    local = local_path(name, storage)
     fh.seek(0)
-    if local is None:
-        return storage.save(name, File(fh, name=name)), True
-    local.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=local.parent, prefix=".tmp-")
+    staging = local_path(".tmp", storage)
+    if staging is None:
+        digest = file_sha256(fh)
+        name = name_for(digest)
+        if storage.exists(name):
+            return name, digest, False
+        fh.seek(0)
+        return storage.save(name, File(fh, name=name)), digest, True
+    staging.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=staging, prefix="put-")
     try:
+        hasher = hashlib.sha256()
         with os.fdopen(fd, "wb") as tmp:
             for chunk in iter(lambda: fh.read(CHUNK), b""):
+                hasher.update(chunk)
                 tmp.write(chunk)
             tmp.flush()
             os.fsync(tmp.fileno())
+        digest = hasher.hexdigest()
+        name = name_for(digest)
+        target = local_path(name, storage)
+        if target.exists():
+            Path(tmp_name).unlink()
+            return name, digest, False
+        target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp_name, settings.FILE_UPLOAD_PERMISSIONS or 0o644)
-        os.replace(tmp_name, local)
+        os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     finally:
         fh.seek(0)
-    return name, True
+    return name, digest, True
 
 
 class FileBatch:
@@ -87,8 +105,11 @@ class FileBatch:
 
     def put(self, *, lab_id: int, kind: str, ext: str, fh: BinaryIO) -> str:
         """Store ``fh``'s bytes at their content-addressed name; returns the name."""
-        name = content_name(lab_id=lab_id, kind=kind, digest=file_sha256(fh), ext=ext)
-        name, created = write_atomic(name, fh, self.storage)
+        name, _, created = put_content_addressed(
+            lambda digest: content_name(lab_id=lab_id, kind=kind, digest=digest, ext=ext),
+            fh,
+            self.storage,
+        )
         if created:
             self.created.append(name)
         return name

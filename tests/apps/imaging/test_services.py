@@ -47,7 +47,7 @@ def test_dicom_ingest_stores_deidentified_files_and_an_audit(personas, media):
     assert image.burned_in_annotation and "review" in result.message
     assert image.uploaded_by == personas.researcher_a
     files = stored_files(media)
-    assert len(files) == 4 and not any(".tmp" in f.name for f in files)
+    assert len(files) == 4 and not any(".tmp" in f.relative_to(media).parts for f in files)
     for path in (image.dicom_path, image.preview_path, image.thumbnail_path, image.array_path):
         assert path.startswith(f"imaging/lab-{personas.lab_a.pk}/")
         assert path.rsplit("/", 1)[1].split(".")[0] in {f.stem for f in files}  # sha256 names
