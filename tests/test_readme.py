@@ -18,8 +18,9 @@ def test_role_table_equals_the_code():
     table = {}
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        table[Role(cells[0])] = frozenset(a for a, c in zip(columns, cells[1:], strict=True)
-                                          if c == "yes")
+        table[Role(cells[0])] = frozenset(
+            a for a, c in zip(columns, cells[1:], strict=True) if c == "yes"
+        )
     assert table == PERMISSIONS
 
 
