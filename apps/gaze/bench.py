@@ -1,6 +1,6 @@
 """Ingest benchmark: a synthetic EGD-CXR eye_gaze.csv, end to end into PostgreSQL, against pandas.
 
-    .venv/bin/python -m apps.gaze.bench --rows 1500000
+    .venv/bin/python -m apps.gaze.bench --rows 1500000 [--repeat 3]
 
 Acceptance (issue 5): the file is ingested end to end (upload: hash and store; parse; vendor
 fixations; map to image pixels; match; grade; fixations stored in PostgreSQL) in at most 3x the
@@ -9,11 +9,13 @@ under 2 GB.
 
 Steps: stream-write the file (37 columns, Gazepoint floats with their repr noise, ~1,400 rows per
 image at 60 Hz, every 20th screen a calibration screen absent from master_sheet.csv) and its
-master_sheet.csv into a temporary folder; time ``pandas.read_csv``; create a throw-away PostgreSQL
-database (``--database-url``'s server, a fresh name; dropped afterwards) with a lab, a reader, a
-session and one image row per DICOM_ID; then time ``recording_upload`` + ``recording_parse`` with
-the process's resident memory sampled every 20 ms. Prints a JSON report. pandas is imported here
-only (it is a test/bench dependency, not a run-time one).
+master_sheet.csv into a temporary folder; create a throw-away PostgreSQL database
+(``--database-url``'s server, a fresh name; dropped afterwards) with a lab, a reader and one image
+row per DICOM_ID; then, ``--repeat`` times, time ``pandas.read_csv`` and right after it
+``recording_upload`` + ``recording_parse`` into a new session, with the process's resident memory
+sampled every 20 ms and the parse's phases (read, analyse, store) timed. The two medians are
+compared: on a shared 2-core machine one round's ratio moves by a third. Prints a JSON report.
+pandas is imported here only (it is a test/bench dependency, not a run-time one).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import gc
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -167,6 +170,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, default=1_500_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of pandas then ingest (medians compared)"
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get("GAZE_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432"),
         help="A PostgreSQL server (a throw-away database is created on it and dropped).",
@@ -184,14 +190,6 @@ def main(argv: list[str] | None = None) -> dict:
         size = gaze.stat().st_size
 
         import pandas as pd
-
-        gc.collect()
-        started = time.perf_counter()
-        frame = pd.read_csv(gaze)
-        pandas_s = time.perf_counter() - started
-        n_rows = len(frame)
-        del frame
-        gc.collect()
 
         _admin(admin_url, f'CREATE DATABASE "{db_name}"')
         created_db = True
@@ -227,23 +225,64 @@ def main(argv: list[str] | None = None) -> dict:
             for i, d in enumerate(image_ids)
         )  # fmt: skip
         reader = services.reader_create(lab=lab, code="R1")
-        session = services.reading_session_create(
-            lab=lab, reader=reader, created_by=user, screen_width_mm=527.0,
-            screen_height_mm=296.0, viewing_distance_mm=650.0, sampling_rate_hz=RATE_HZ,
-        )  # fmt: skip
-        gc.collect()
-        with PeakRss() as rss:
+
+        # Each phase of the parse, timed where recording_parse calls it.
+        phases: dict[str, float] = {}
+
+        def timed(name, fn):
+            def run(*a, **kw):
+                t0 = time.perf_counter()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    phases[name] = time.perf_counter() - t0
+
+            return run
+
+        for name in ("recording_read", "recording_analyse", "recording_store"):
+            setattr(services, name, timed(name, getattr(services, name)))
+
+        rounds: list[dict] = []
+        peak = 0
+        for _ in range(args.repeat):
+            # pandas, then the ingest, in turn: both see the same machine load.
+            gc.collect()
             started = time.perf_counter()
-            uploads = [services.tmp_upload(gaze), services.tmp_upload(sheet)]
-            try:
-                (rec,) = services.recording_upload(
-                    session=session, uploaded_by=user, uploads=uploads, enqueue=False
-                )
-            finally:
-                for u in uploads:
-                    u.file.close()
-            rec = services.recording_parse(recording_id=rec.pk)
-            ingest_s = time.perf_counter() - started
+            frame = pd.read_csv(gaze)
+            pandas_s = time.perf_counter() - started
+            n_rows = len(frame)
+            del frame
+            gc.collect()
+            # A fresh session per round: the same file is one recording per session.
+            session = services.reading_session_create(
+                lab=lab, reader=reader, created_by=user, screen_width_mm=527.0,
+                screen_height_mm=296.0, viewing_distance_mm=650.0, sampling_rate_hz=RATE_HZ,
+            )  # fmt: skip
+            with PeakRss() as rss:
+                started = time.perf_counter()
+                uploads = [services.tmp_upload(gaze), services.tmp_upload(sheet)]
+                try:
+                    (rec,) = services.recording_upload(
+                        session=session, uploaded_by=user, uploads=uploads, enqueue=False
+                    )
+                finally:
+                    for u in uploads:
+                        u.file.close()
+                upload_s = time.perf_counter() - started
+                rec = services.recording_parse(recording_id=rec.pk)
+                ingest_s = time.perf_counter() - started
+            peak = max(peak, rss.peak)
+            rounds.append(
+                {
+                    "pandas_read_csv_s": round(pandas_s, 2),
+                    "ingest_s": round(ingest_s, 2),
+                    "ratio": round(ingest_s / pandas_s, 2),
+                    "upload_s": round(upload_s, 2),
+                    **{k.replace("recording_", "") + "_s": round(v, 2) for k, v in phases.items()},
+                }
+            )
+        pandas_med = statistics.median(r["pandas_read_csv_s"] for r in rounds)
+        ingest_med = statistics.median(r["ingest_s"] for r in rounds)
         report = {
             "rows": n_rows,
             "file_mib": round(size / 2**20, 1),
@@ -252,14 +291,15 @@ def main(argv: list[str] | None = None) -> dict:
             "errors": rec.errors[:3],
             "readings": Reading.objects.filter(recording=rec).count(),
             "fixations_stored": Fixation.objects.filter(reading__recording=rec).count(),
-            "pandas_read_csv_s": round(pandas_s, 2),
-            "ingest_s": round(ingest_s, 2),
-            "ratio": round(ingest_s / pandas_s, 2),
+            "rounds": rounds,
+            "pandas_read_csv_median_s": pandas_med,
+            "ingest_median_s": ingest_med,
+            "ratio_of_medians": round(ingest_med / pandas_med, 2),
             "ratio_target": 3.0,
-            "peak_rss_mib": round(rss.peak / 2**20, 1),
+            "peak_rss_mib": round(peak / 2**20, 1),
             "peak_rss_target_mib": 2048,
             "passed": bool(
-                rec.status == "done" and ingest_s <= 3 * pandas_s and rss.peak < 2 * 2**30
+                rec.status == "done" and ingest_med <= 3 * pandas_med and peak < 2 * 2**30
             ),
             "database": "postgresql",
             "write_s_excluded": round(write_s, 1),

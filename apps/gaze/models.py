@@ -51,7 +51,9 @@ class ReadingSession(models.Model):
         IDT = "idt", "Always re-detect with I-DT"
 
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="reading_sessions")
-    reader = models.ForeignKey(Reader, on_delete=models.PROTECT, related_name="sessions")
+    # RESTRICT, not PROTECT: a reader with sessions cannot be deleted alone, but a lab deleting
+    # both its readers and their sessions can.
+    reader = models.ForeignKey(Reader, on_delete=models.RESTRICT, related_name="sessions")
     name = models.CharField(max_length=200, blank=True)
     date = models.DateField(null=True, blank=True)
     tracker_make = models.CharField(max_length=120, blank=True)
@@ -187,8 +189,21 @@ class Fixation(models.Model):
         VENDOR = "vendor", "Vendor"
         DETECTED = "detected", "Detected"
 
-    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="+")
-    reading = models.ForeignKey(Reading, on_delete=models.CASCADE, related_name="fixations")
+    # Fixations are bulk rows: an EGD-CXR export stores 80,000 in one COPY, written only by
+    # services._fixations_insert in the transaction that creates their readings, and deleted
+    # only through the ORM, whose cascade (from the reading, the recording or the lab) removes
+    # them. So neither key has a database constraint: PostgreSQL checks a foreign key row by
+    # row at commit, about 0.35 s per 80,000 rows and key, as long as the COPY itself.
+    # ``lab`` is a copy of reading.lab for lab-scoped queries.
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    # Indexed by gaze_fixation_reading_idx (reading, index), not by an index of its own.
+    reading = models.ForeignKey(
+        Reading,
+        on_delete=models.CASCADE,
+        related_name="fixations",
+        db_index=False,
+        db_constraint=False,
+    )
     index = models.PositiveIntegerField()
     start_ms = models.FloatField(null=True, blank=True)
     duration_ms = models.FloatField()

@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,7 +20,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, default_storage
 
-CHUNK = 1024 * 1024
+CHUNK = 4 * 1024 * 1024
 
 
 def content_name(*, lab_id: int, kind: str, digest: str, ext: str) -> str:
@@ -72,14 +73,10 @@ def put_content_addressed(
     staging.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=staging, prefix="put-")
     try:
-        hasher = hashlib.sha256()
         with os.fdopen(fd, "wb") as tmp:
-            for chunk in iter(lambda: fh.read(CHUNK), b""):
-                hasher.update(chunk)
-                tmp.write(chunk)
+            digest = _copy_hashing(fh, tmp)
             tmp.flush()
             os.fsync(tmp.fileno())
-        digest = hasher.hexdigest()
         name = name_for(digest)
         target = local_path(name, storage)
         if target.exists():
@@ -94,6 +91,29 @@ def put_content_addressed(
     finally:
         fh.seek(0)
     return name, digest, True
+
+
+def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> str:
+    """Copy ``src`` to ``dst`` and return the bytes' SHA-256. Past the first chunk, each chunk is
+    hashed on a helper thread while the next is read and written (hashlib lets go of the GIL):
+    SHA-256 runs at about 1 GB/s here, as slow as the copy itself."""
+    hasher = hashlib.sha256()
+    chunk = src.read(CHUNK)
+    if len(chunk) < CHUNK:  # a small file: no thread
+        hasher.update(chunk)
+        dst.write(chunk)
+        return hasher.hexdigest()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+        pending = None
+        while chunk:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(hasher.update, chunk)
+            dst.write(chunk)
+            chunk = src.read(CHUNK)
+        if pending is not None:
+            pending.result()
+    return hasher.hexdigest()
 
 
 class FileBatch:

@@ -521,14 +521,15 @@ class CsvChunks:
         if arrow is not None:
             if data.find(b'"', 0, m) >= 0 or data.find(b"\0", 0, m) >= 0:  # quotes, NUL bytes
                 return None
-            n_lines = self._plain_lines(data, m)
-            if n_lines is not None:  # no CR, no long line: rows are lines unless some are blank
-                read = self._arrow_block(data, m, width, *arrow)
-                if read is None:
-                    return None
-                if read[1] == n_lines:
+            # No CR and no long line: pyarrow, told not to skip blank lines (a blank line is then
+            # a row of nulls), reads the lines one for one, so its row count is the line count
+            # without counting 1.5 M newlines. A block that may hold a blank line (no numeric
+            # column free of nulls) is looked at again below, blank lines found and skipped.
+            if self._plain(data, m):
+                read = self._arrow_block(data, m, width, *arrow, skip_blank=False)
+                if read is not None:
+                    n_lines = read[1]
                     return read[0], line + 1 + np.arange(n_lines, dtype=np.int64), n_lines
-                # Blank lines were skipped: find them below for the rows' line numbers.
         buf = np.frombuffer(data, dtype=np.uint8, count=m)
         if (buf == 0x22).any() or (buf == 0).any():  # quotes, NUL bytes
             return None
@@ -564,28 +565,33 @@ class CsvChunks:
         return columns, lines, n_lines
 
     @staticmethod
-    def _plain_lines(data: bytes, m: int) -> int | None:
-        """The number of lines of ``data[:m]`` (blank ones included) when it has no CR and no
-        line as long as the line limit (found with C-speed byte searches), else None."""
+    def _plain(data: bytes, m: int) -> bool:
+        """Whether ``data[:m]`` has no CR and no line as long as the line limit (found with
+        C-speed byte searches)."""
         if data.find(b"\r", 0, m) >= 0:
-            return None
+            return False
         # A line of ``limit`` or more bytes holds a whole aligned window of ``limit // 2`` bytes
         # without a newline: when every window has one, no line is that long.
         half = min(MAX_LINE_CHARS, CSV_FIELD_LIMIT) // 2
         for a in range(0, m, half):
             if data.find(b"\n", a, min(a + half, m)) < 0 and m - a >= half:
-                return None
-        if m - (data.rfind(b"\n", 0, m) + 1) >= 2 * half:
-            return None  # the last line (no final newline) is too long
-        n_nl = int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8, count=m) == 0x0A))
-        return n_nl + (data[m - 1] != 0x0A)
+                return False
+        # The last line (no final newline) must not be too long either.
+        return m - (data.rfind(b"\n", 0, m) + 1) < 2 * half
 
     def _arrow_block(
-        self, data: bytes, m: int, width: int, numeric: list[int], text: list[int]
+        self,
+        data: bytes,
+        m: int,
+        width: int,
+        numeric: list[int],
+        text: list[int],
+        skip_blank: bool = True,
     ) -> tuple[ArrowColumns, int] | None:
-        """``data[:m]`` read by pyarrow's CSV reader (blank lines skipped) and its row count, or
-        None when it refuses anything (a cell that is not a plain number, a row of another
-        width, ...)."""
+        """``data[:m]`` read by pyarrow's CSV reader and its row count, or None when it refuses
+        anything (a cell that is not a plain number, a row of another width...). Without
+        ``skip_blank`` blank lines are rows, and None is also the answer when one may be there
+        (every numeric column has an empty cell)."""
         pa, pacsv = _arrow_csv()
         names = [f"c{i}" for i in range(width)]
         types = {names[i]: pa.float64() for i in numeric}
@@ -602,7 +608,7 @@ class CsvChunks:
                     double_quote=False,
                     escape_char=False,
                     newlines_in_values=False,
-                    ignore_empty_lines=True,
+                    ignore_empty_lines=skip_blank,
                 ),
                 convert_options=pacsv.ConvertOptions(
                     include_columns=[names[i] for i in (*numeric, *text)],
@@ -617,6 +623,8 @@ class CsvChunks:
             )
         except (pa.ArrowException, ValueError):
             return None
+        if not skip_blank and not any(table.column(names[i]).null_count == 0 for i in numeric):
+            return None  # a blank line would be a row of nulls: cannot tell here
         table = table.unify_dictionaries()
         out: dict[int, np.ndarray | CodedCells] = {}
         for i in numeric:

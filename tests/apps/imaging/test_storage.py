@@ -18,7 +18,7 @@ def _name(digest: str) -> str:
 
 
 def test_put_hashes_while_writing_and_stores_once(media: Path) -> None:
-    data = bytes(range(256)) * 9000  # more than one 1 MiB chunk
+    data = bytes(range(256)) * 40000  # 10 MB: chunks hashed on the helper thread
     digest = hashlib.sha256(data).hexdigest()
     fh = io.BytesIO(data)
     fh.seek(123)  # the writer reads from the start whatever the position
@@ -40,5 +40,11 @@ class _Failing(io.BytesIO):
 
 def test_a_failed_write_leaves_no_file(media: Path) -> None:
     with pytest.raises(OSError, match="disk went away"):
-        put_content_addressed(_name, _Failing(b"x" * (3 * 2**20)))
+        put_content_addressed(_name, _Failing(b"x" * (9 * 2**20)))
     assert stored_files(media) == []
+
+
+def test_a_small_file_is_hashed_inline(media: Path) -> None:
+    name, digest, created = put_content_addressed(_name, io.BytesIO(b"tiny"))
+    assert digest == hashlib.sha256(b"tiny").hexdigest() and created
+    assert (media / name).read_bytes() == b"tiny"

@@ -159,9 +159,9 @@ def test_over_long_line_never_reaches_pyarrow(egd, tmp_path, monkeypatch, small_
     seen: list[int] = []
     arrow_block = CsvChunks._arrow_block
 
-    def spy(self, data, m, *args):
+    def spy(self, data, m, *args, **kwargs):
         seen.append(max(len(ln) for ln in data[:m].split(b"\n")))
-        return arrow_block(self, data, m, *args)
+        return arrow_block(self, data, m, *args, **kwargs)
 
     monkeypatch.setattr(CsvChunks, "_arrow_block", spy)
 
