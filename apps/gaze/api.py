@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.storage import default_storage
+from django.db.models import Count
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -109,9 +111,22 @@ class OwnSessionMixin:
         return role_allows(role, Action.UPLOAD_OWN) and target == self.request.user.pk
 
 
+class CountOf(serializers.IntegerField):
+    """How many rows ``relation`` has: the queryset's annotation ``<relation>_n`` where the view
+    made one (a list: one query for the page, not one per row), else a COUNT."""
+
+    def __init__(self, relation: str, **kwargs: Any) -> None:
+        self.relation = relation
+        super().__init__(read_only=True, source="*", **kwargs)
+
+    def to_representation(self, value: Any) -> int:
+        n = getattr(value, f"{self.relation}_n", None)
+        return int(n) if n is not None else getattr(value, self.relation).count()
+
+
 class ReadingSessionSerializer(serializers.ModelSerializer):
     reader_code = serializers.CharField(source="reader.code", read_only=True)
-    recording_count = serializers.IntegerField(source="recordings.count", read_only=True)
+    recording_count = CountOf("recordings")
 
     class Meta:
         model = ReadingSession
@@ -171,7 +186,9 @@ class ReadingSessionViewSet(OwnSessionMixin, LabScopedMixin, viewsets.ModelViewS
     """Reading sessions of your labs with their display geometry. Researchers and admins create
     any; readers create and change their own (sessions whose reader is linked to them)."""
 
-    queryset = ReadingSession.objects.select_related("reader").prefetch_related("recordings")
+    queryset = ReadingSession.objects.select_related("reader").annotate(
+        recordings_n=Count("recordings")
+    )
     serializer_class = ReadingSessionSerializer
     filterset_fields = ["lab", "reader"]
     ordering_fields = ["created_at", "date", "name"]
@@ -226,7 +243,7 @@ class RecordingStatusSerializer(serializers.ModelSerializer):
 
 class RecordingSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    reading_count = serializers.IntegerField(source="readings.count", read_only=True)
+    reading_count = CountOf("readings")
 
     class Meta:
         model = Recording
@@ -275,7 +292,9 @@ class RecordingViewSet(
     """Uploaded eye-tracker exports and their parse: status, progress, quality report and the
     stimulus names that matched no image. Upload with multipart (field ``files``, repeated)."""
 
-    queryset = Recording.objects.select_related("session__reader", "uploaded_by")
+    queryset = Recording.objects.select_related("session__reader", "uploaded_by").annotate(
+        readings_n=Count("readings")
+    )
     serializer_class = RecordingSerializer
     filterset_fields = ["lab", "session", "status", "format"]
     ordering_fields = ["created_at", "original_name", "status"]
