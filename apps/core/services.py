@@ -33,26 +33,35 @@ def _broker() -> dict:
         return {"transport": conn.transport.driver_type}
 
 
-def _workers() -> dict:
-    replies = celery_app.control.ping(timeout=settings.CELERY_WORKER_PING_TIMEOUT)
+def _workers(census: bool) -> dict:
+    # Without a census the first reply ends the wait (milliseconds while a worker is up; a
+    # load balancer's probe cannot wait seconds); a census gathers replies for the whole timeout.
+    timeout = settings.CELERY_WORKER_PING_TIMEOUT
+    replies = celery_app.control.ping(timeout=timeout, limit=None if census else 1)
     names = sorted(name for reply in replies for name in reply)
     if not names:
-        raise RuntimeError(
-            f"no worker answered a ping within {settings.CELERY_WORKER_PING_TIMEOUT:g} s"
-        )
-    return {"count": len(names), "names": names}
+        raise RuntimeError(f"no worker answered a ping within {timeout:g} s")
+    return {"count": len(names), "names": names, "census": census}
 
 
-def health_check() -> dict:
+def health_check(census: bool = False) -> dict:
     """Check the database, the broker and whether any worker answers a ping.
 
     ``status`` is ``ok`` when all three answer, ``degraded`` when only the workers are missing
     (uploads are accepted and wait in the queue), and ``down`` when the database or the broker
     fails.
+
+    Args:
+        census: wait the whole ping timeout and list every worker that answers, rather than
+            stop at the first reply.
     """
     database = _timed(_database)
     broker = _timed(_broker)
-    workers = _timed(_workers) if broker["ok"] else {"ok": False, "error": "broker unreachable"}
+    workers = (
+        _timed(lambda: _workers(census))
+        if broker["ok"]
+        else {"ok": False, "error": "broker unreachable"}
+    )
     if not (database["ok"] and broker["ok"]):
         status = "down"
     elif not workers["ok"]:

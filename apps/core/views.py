@@ -1,7 +1,12 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,8 +40,20 @@ class HealthView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        responses={200: _health, 503: OpenApiResponse(_health, "The database or broker is down.")}
+        parameters=[
+            OpenApiParameter(
+                "workers",
+                str,
+                enum=["all"],
+                description="`all`: wait the whole ping timeout and list every worker that "
+                "answers. Without it the first reply ends the wait.",
+            )
+        ],
+        responses={200: _health, 503: OpenApiResponse(_health, "The database or broker is down.")},
     )
     def get(self, request):
-        report = health_check()
+        workers = request.query_params.get("workers")
+        if workers not in (None, "all"):
+            raise exceptions.ValidationError({"workers": ["Only `all` is understood here."]})
+        report = health_check(census=workers == "all")
         return Response(report, status=503 if report["status"] == "down" else 200)

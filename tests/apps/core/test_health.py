@@ -35,3 +35,9 @@ def test_health_is_public_and_reports_components(client):
     assert report["broker"]["ok"] is True
     # Whether a worker runs on this machine is not ours to decide; the report must say which.
     assert report["status"] == ("ok" if report["workers"]["ok"] else "degraded")
+
+
+def test_health_refuses_an_unknown_workers_option(client):
+    response = client.get("/api/v1/health/?workers=some")
+    assert response.status_code == 400
+    assert "workers" in response.json()["error"]["fields"]
