@@ -553,10 +553,19 @@ def detection_config(session: ReadingSession) -> IVTConfig | IDTConfig:
 
 
 def _fixations(
-    rec: GazeRecording, session: ReadingSession, geometry: DisplayGeometry, warnings: list[str]
+    rec: GazeRecording,
+    session: ReadingSession,
+    geometry: DisplayGeometry,
+    warnings: list[str],
+    screen_px: tuple[int, int],
+    image_sizes: dict[int, tuple[int, int]],
 ) -> Fixations:
     """Vendor fixations when present (unless the session asks for re-detection), else I-VT/I-DT
-    on the samples, in degrees where the geometry allows."""
+    on the samples, in degrees where the geometry allows.
+
+    Samples in fractions of the image (``media_norm``, ``surface_norm``) are placed on the
+    screen first, through the rectangle each stimulus's image had there (``image_sizes``: the
+    matched images' sizes by stimulus index), so that thresholds in degrees mean degrees."""
     D = ReadingSession.Detection
     redetect = session.fixation_detection in (D.IVT, D.IDT)
     if rec.fixations is not None and (not redetect or rec.samples is None):
@@ -571,8 +580,18 @@ def _fixations(
     rate = session.sampling_rate_hz or None
     if s.space in SCREEN_SPACES and geometry.has_angles:
         return detect_fixations(s, method=method, geometry=geometry, config=cfg, rate_hz=rate)
+    if s.space in IMAGE_FRACTION_SPACES:
+        on_screen = _image_fractions_on_screen(rec, session, screen_px, image_sizes)
+        if geometry.has_angles:
+            fx = detect_fixations(
+                on_screen, method=method, geometry=geometry, config=cfg, rate_hz=rate
+            )
+            return _in_sample_units(fx, s)
+        s_px, sw, sh = on_screen, 1, 1
+    else:
+        s_px = s
+        sw, sh = geometry.screen_px if s.space == "screen_norm" else (1, 1)
     # No degrees from the geometry: scale positions to approximate degrees first.
-    ppd = None
     extra = s.extra
     if "angular_resolution_x_pixels_per_degree" in extra:  # REFLACX: image px per degree per row
         ppd = (
@@ -580,16 +599,56 @@ def _fixations(
             extra["angular_resolution_y_pixels_per_degree"],
         )
     else:
-        sw, sh = geometry.screen_px if s.space == "screen_norm" else (1, 1)
         ppd = (FALLBACK_PX_PER_DEG / sw, FALLBACK_PX_PER_DEG / sh)
         warnings.append(
             f"no screen size in mm or viewing distance: detection assumed "
             f"{FALLBACK_PX_PER_DEG:g} px per degree"
         )
     px, py = (np.asarray(v, float) for v in ppd)
-    scaled = Samples(s.time_ms, s.x / px, s.y / py, s.valid, s.pupil, s.stimulus, s.line, "deg")
-    fx = detect_fixations(scaled, method=method, config=cfg, rate_hz=rate)
-    # Positions back in the samples' units: the mean of the fixation's samples.
+    scaled = Samples(
+        s.time_ms, s_px.x / px, s_px.y / py, s.valid, s.pupil, s.stimulus, s.line, "deg"
+    )
+    return _in_sample_units(detect_fixations(scaled, method=method, config=cfg, rate_hz=rate), s)
+
+
+IMAGE_FRACTION_SPACES = ("media_norm", "surface_norm")
+
+
+def _image_fractions_on_screen(
+    rec: GazeRecording,
+    session: ReadingSession,
+    screen_px: tuple[int, int],
+    image_sizes: dict[int, tuple[int, int]],
+) -> Samples:
+    """Samples in fractions of their image, placed in screen pixels through each stimulus's
+    image rectangle (an unmatched stimulus, or none: a square as tall as the screen)."""
+    s = rec.samples
+    assumed = (screen_px[1], screen_px[1])
+    left = np.zeros(len(s))
+    top = np.zeros(len(s))
+    width = np.full(len(s), float(assumed[0]))
+    height = np.full(len(s), float(assumed[1]))
+    rows = RowsByStimulus(s.stimulus, len(rec.stimuli))
+    for i, stimulus in enumerate(rec.stimuli):
+        sel = rows.rows(i)
+        if not sel.size:
+            continue
+        r = image_rect(
+            session=session,
+            stimulus=stimulus,
+            image_size=image_sizes.get(i, assumed),
+            screen_px=screen_px,
+        )
+        left[sel], top[sel], width[sel], height[sel] = r.left, r.top, r.width, r.height
+    return Samples(
+        s.time_ms, left + s.x * width, top + s.y * height, s.valid, s.pupil, s.stimulus, s.line,
+        "screen_px",
+    )  # fmt: skip
+
+
+def _in_sample_units(fx: Fixations, s: Samples) -> Fixations:
+    """Detected fixations with their positions in the samples' own units: the mean of the
+    fixation's valid samples."""
     t = s.time_ms
     xs, ys = np.empty(len(fx)), np.empty(len(fx))
     for k in range(len(fx)):
@@ -699,11 +758,12 @@ def recording_analyse(
             "option image_key naming the image",
             path=recording.original_name,
         )
-    fx = _fixations(rec, session, geometry, out.warnings)
-    progress(45)
     if images is None:
         images = {i.key: i for i in Image.objects.filter(lab=recording.lab)}
     match = match_stimuli(rec.stimuli, list(images), skip_sources=("calibration",))
+    sizes = {i: (images[key].width, images[key].height) for i, key in match.matched.items()}
+    fx = _fixations(rec, session, geometry, out.warnings, tuple(screen_px), sizes)
+    progress(45)
     out.unmatched = match.unmatched
     groups: dict[str, list[int]] = {}
     for i, key in match.matched.items():

@@ -35,11 +35,17 @@ __all__ = [
 ]
 
 
-def _companion(what: str, use: str) -> Callable[..., GazeRecording]:
+def _refuse(message: str) -> Callable[..., GazeRecording]:
+    """A reader that refuses its format with ``message`` (the upload checks the name)."""
+
     def refuse(path: str, **_: object) -> GazeRecording:
-        raise GazeFormatError(f"this is {what}, not gaze data: {use}", path=path)
+        raise GazeFormatError(message, path=path)
 
     return refuse
+
+
+def _companion(what: str, use: str) -> Callable[..., GazeRecording]:
+    return _refuse(f"this is {what}, not gaze data: {use}")
 
 
 FORMATS: dict[str, Callable[..., GazeRecording]] = {
@@ -65,6 +71,12 @@ FORMATS: dict[str, Callable[..., GazeRecording]] = {
     "reflacx_metadata": _companion(
         "REFLACX metadata",
         "upload a reading's fixations.csv or gaze.csv and give the metadata file with it",
+    ),
+    "neon_scene_camera": _refuse(
+        "this is Pupil Cloud's gaze or fixations in scene-camera pixels: they move with the "
+        "wearer's head and cannot be mapped to an image; run the Marker Mapper enrichment with "
+        "markers around the image and upload its gaze.csv or fixations.csv (positions on the "
+        "surface)"
     ),
     "neon_companion": _companion(
         "a Pupil Cloud companion table (sections / surface positions / events)",
@@ -128,10 +140,14 @@ def detect_format(source: str | os.PathLike[str] | bytes) -> str:
         return "reflacx_metadata"
     if {"gaze_timestamp", "confidence"} <= cells and ("norm_pos_x" in cells or "x_norm" in cells):
         return "pupil_core"
+    if {"start_timestamp", "duration", "norm_pos_x", "dispersion"} <= cells:
+        return "pupil_core"  # Player's fixations.csv or fixations_on_surface_<name>.csv
     if "section id" in cells and (
         "gaze position on surface x [normalized]" in cells or "fixation x [normalized]" in cells
     ):
         return "neon"
+    if "section id" in cells and ("gaze x [px]" in cells or "fixation x [px]" in cells):
+        return "neon_scene_camera"
     if "section id" in cells:
         return "neon_companion"
     if {"CURRENT_FIX_X", "CURRENT_FIX_Y"} <= cells:

@@ -157,20 +157,35 @@ def _reflacx_metadata(path: str, reading_id: str) -> dict[str, object]:
 
 
 def read_pupil_core(path: str, *, min_confidence: float = 0.6) -> GazeRecording:
-    """Read Pupil Player's ``gaze_positions.csv`` or ``gaze_positions_on_surface_<name>.csv``.
+    """Read a Pupil Player export: gaze (``gaze_positions.csv``,
+    ``gaze_positions_on_surface_<name>.csv``) or fixations (``fixations.csv``,
+    ``fixations_on_surface_<name>.csv``).
 
     Args:
         path: The export.
         min_confidence: Samples below this confidence are invalid (Pupil Labs recommend 0.6).
 
     Returns:
-        Samples in ``camera_norm`` (world camera) or ``surface_norm``, with y flipped so the
-        origin is at the top left like every other format here; time on the Pupil clock (ms).
+        Samples, or vendor fixations, in ``camera_norm`` (world camera) or ``surface_norm``,
+        with y flipped so the origin is at the top left like every other format here; time on
+        the Pupil clock (ms). Player writes a fixation on a surface once per world-camera frame
+        it spans: those rows are merged into one fixation at their mean position.
     """
     rec = GazeRecording(format="pupil_core", path=path, tracker="Pupil Labs Pupil Core")
     rec.time_origin = "Pupil time (arbitrary epoch)"
     with CsvChunks(path) as r:
-        on_surface = "x_norm" in r.index
+        is_fix = "start_timestamp" in r.index and "gaze_timestamp" not in r.index
+        on_surface = "x_norm" in r.index or "on_surf" in r.index
+    space = "surface_norm" if on_surface else "camera_norm"
+    if not on_surface:
+        rec.warn(
+            "world-camera coordinates: they move with the head and cannot be mapped to an image "
+            "without surface tracking (export the surface tracker's "
+            f"{'fixations' if is_fix else 'gaze_positions'}_on_surface_<name>.csv)"
+        )
+    if is_fix:
+        rec.fixations = _pupil_fixations(path, on_surface, space)
+        return rec
     cols = {
         "t": "gaze_timestamp",
         "c": "confidence",
@@ -185,12 +200,6 @@ def read_pupil_core(path: str, *, min_confidence: float = 0.6) -> GazeRecording:
         rec.warn(f"{dup} sample(s) repeat the previous sample's time")
     x, y = a["x"], 1.0 - a["y"]
     valid = (a["c"] >= min_confidence) & np.isfinite(x) & np.isfinite(y)
-    space = "surface_norm" if on_surface else "camera_norm"
-    if not on_surface:
-        rec.warn(
-            "world-camera coordinates: they move with the head and cannot be mapped to an image "
-            "without surface tracking (export gaze_positions_on_surface_<name>.csv)"
-        )
     nan = np.full(len(t), np.nan)
     rec.samples = Samples(
         t,
@@ -204,6 +213,58 @@ def read_pupil_core(path: str, *, min_confidence: float = 0.6) -> GazeRecording:
         extra={"confidence": a["c"]},
     )
     return rec
+
+
+def _pupil_fixations(path: str, on_surface: bool, space: str) -> Fixations:
+    """Player's fixations: ``start_timestamp`` in s (Pupil time), ``duration`` in ms, one row
+    per fixation (``fixations.csv``) or per world frame of it (``..._on_surface_<name>.csv``,
+    merged here by ``fixation_id``, positions averaged)."""
+    cols = {
+        "id": "fixation_id" if on_surface else "id",
+        "s": "start_timestamp",
+        "d": "duration",
+        "x": "norm_pos_x",
+        "y": "norm_pos_y",
+    }
+    a, lines, _ = _columns(path, cols)
+    if not len(lines):
+        raise GazeFormatError("no fixations after the header", path=path)
+    bad = np.flatnonzero(~np.isfinite(a["id"]) | ~np.isfinite(a["s"]) | ~np.isfinite(a["d"]))
+    if bad.size:
+        raise GazeFormatError(
+            "a fixation without its id, start or duration",
+            path=path,
+            line=int(lines[bad[0]]),
+        )
+    ids, first, inverse, counts = np.unique(
+        a["id"], return_index=True, return_inverse=True, return_counts=True
+    )
+    # Every row of one fixation must describe the same fixation (start and duration).
+    for k in ("s", "d"):
+        differs = np.flatnonzero(a[k] != a[k][first][inverse])
+        if differs.size:
+            i = int(differs[0])
+            raise GazeFormatError(
+                f"fixation {a['id'][i]:g} has another {cols[k]} here than on its first row",
+                path=path,
+                line=int(lines[i]),
+                column=cols[k],
+            )
+    x = np.bincount(inverse, weights=a["x"], minlength=len(ids)) / counts
+    y = np.bincount(inverse, weights=a["y"], minlength=len(ids)) / counts
+    order = np.argsort(a["s"][first], kind="stable")
+    start = a["s"][first][order] * 1000.0
+    check_time(start, lines[first][order], None, path, "start_timestamp")
+    return Fixations(
+        start,
+        a["d"][first][order],
+        x[order],
+        1.0 - y[order],
+        np.full(len(ids), -1, np.int32),
+        space,
+        "vendor",
+        extra={"id": ids[order], "line": lines[first][order]},
+    )
 
 
 def read_neon(

@@ -4,6 +4,7 @@ from ml.synthetic.writers.egd_cxr import EGD_COLUMNS, MASTER_SHEET_COLUMNS, writ
 from ml.synthetic.writers.eyelink import write_eyelink_asc
 from ml.synthetic.writers.gazepoint import GAZEPOINT_COLUMNS, write_gazepoint_csv
 from ml.synthetic.writers.generic import write_generic_csv
+from ml.synthetic.writers.pupil import write_pupil_core
 from ml.synthetic.writers.reflacx import REFLACX_FIXATION_COLUMNS, write_reflacx
 from ml.synthetic.writers.tobii import TOBII_PRO_LAB_COLUMNS, write_tobii_pro_lab_tsv
 from ml.synthetic.writers.truth import reading_truth, write_truth
@@ -19,6 +20,7 @@ __all__ = [
     "write_eyelink_asc",
     "write_gazepoint_csv",
     "write_generic_csv",
+    "write_pupil_core",
     "write_reflacx",
     "write_tobii_pro_lab_tsv",
     "write_truth",

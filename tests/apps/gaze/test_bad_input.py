@@ -16,6 +16,16 @@ from tests.apps.gaze.conftest import simulated
 from tests.conftest import client_for
 
 GENERIC = {"time_unit": "ms", "space": "screen_px"}
+PUPIL_CAMERA_FIXATIONS = (
+    b"id,start_timestamp,duration,start_frame_index,end_frame_index,norm_pos_x,norm_pos_y,"
+    b"dispersion,confidence,method\n1,100.5,250.0,10,17,0.5,0.4,1.1,0.95,3d gaze\n"
+)
+PUPIL_SURFACE_FIXATIONS_BAD = (
+    b"world_timestamp,world_index,fixation_id,start_timestamp,duration,dispersion,norm_pos_x,"
+    b"norm_pos_y,x_scaled,y_scaled,on_surf\n"
+    b"100.50,10,1,100.5,250.0,1.1,0.5,0.4,175,172,True\n"
+    b"100.53,11,1,100.5,260.0,1.1,0.5,0.4,175,172,True\n"
+)
 
 
 @pytest.fixture
@@ -46,6 +56,13 @@ def nothing_stored() -> bool:
         ("master_sheet.csv", b"dicom_id,image_top_pad\nabc,0\n", None, "not gaze data"),
         ("x.edf", b"SR_RESEARCH" + b"\x00" * 100, None, "EDF"),
         ("gaze.csv", b"time,x,y\n0,1,2\n", {**GENERIC, "colour": "red"}, "unknown option"),
+        (
+            "gaze.csv",
+            b"section id,recording id,timestamp [ns],gaze x [px],gaze y [px],worn\n"
+            b"s,r,1700000000000000000,800.5,600.2,1\n",
+            None,
+            "scene-camera pixels",
+        ),
     ],
 )
 def test_refused_at_upload_with_400(personas, session, queued, name, data, options, match):
@@ -72,6 +89,8 @@ def test_refused_at_upload_with_400(personas, session, queued, name, data, optio
         (b"time,x,y\n" + b"1" * (1 << 21) + b"\n", {**GENERIC, "image_key": "k"}, "longer"),
         # no image named
         (b"time,x,y\n0,1,2\n10,1,2\n20,1,2\n", GENERIC, "image_key"),
+        # one fixation whose rows (one per world frame) disagree on its duration
+        (PUPIL_SURFACE_FIXATIONS_BAD, {"image_key": "k"}, "line 3, column 'duration'"),
     ],
 )
 def test_parse_failures_are_reported_without_rows(personas, session, queued, data, options, match):
@@ -85,6 +104,19 @@ def test_parse_failures_are_reported_without_rows(personas, session, queued, dat
     assert nothing_stored()
     status = client_for(personas.viewer_a).get(f"/api/v1/recordings/{rec.pk}/status/").json()
     assert status["status"] == "failed" and status["errors"] == rec.errors
+
+
+def test_world_camera_positions_are_refused_with_the_reason(personas, session, images, queued):
+    # Pupil Player's fixations.csv (no surface): positions move with the wearer's head.
+    response = post(
+        personas.researcher_a, session, "fixations.csv", PUPIL_CAMERA_FIXATIONS,
+        {"image_key": images[0].key},
+    )  # fmt: skip
+    assert response.status_code == 201, response.json()
+    services.recording_parse(recording_id=queued[0])
+    rec = Recording.objects.get()
+    assert rec.status == "failed" and "surface tracking" in rec.errors[0], rec.errors
+    assert nothing_stored()
 
 
 def test_unknown_stimulus_names_are_listed(personas, session, images, phantoms, queued, tmp_path):

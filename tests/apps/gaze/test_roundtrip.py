@@ -21,6 +21,7 @@ from ml.synthetic.writers import (
     write_eyelink_asc,
     write_gazepoint_csv,
     write_generic_csv,
+    write_pupil_core,
     write_reflacx,
     write_tobii_pro_lab_tsv,
 )
@@ -201,6 +202,31 @@ def test_generic_csv_samples_detected(client, session, images, phantoms, tmp_pat
         truths += json.loads(paths["truth"].read_text())["readings"]
     parse_all(client, queued)
     assert_detected_within_half_degree(client, truths)
+
+
+def test_pupil_core_surface_fixations(client, session, images, phantoms, tmp_path, queued):
+    truths = []
+    for r in simulated(phantoms, 200):
+        paths = write_pupil_core(r, tmp_path / r.image_key)
+        response = upload(client, session, [paths["fixations"]], {"image_key": r.image_key})
+        assert response.status_code == 201, response.json()
+        assert response.json()[0]["format"] == "pupil_core"
+        truths += json.loads(paths["truth"].read_text())["readings"]
+    for rec in parse_all(client, queued):
+        assert rec["warnings"] == [] and rec["quality"]["fixation_source"] == "vendor"
+    # Player writes each fixation once per world frame: merged back into one, one for one.
+    assert_vendor_within_1px(client, truths)
+
+
+def test_pupil_core_surface_gaze_detected(client, session, images, phantoms, tmp_path, queued):
+    truths = []
+    for r in simulated(phantoms, 200):
+        paths = write_pupil_core(r, tmp_path / r.image_key)
+        response = upload(client, session, [paths["gaze"]], {"image_key": r.image_key})
+        assert response.status_code == 201, response.json()
+        truths += json.loads(paths["truth"].read_text())["readings"]
+    parse_all(client, queued)
+    assert_detected_within_half_degree(client, truths, time_offset_ms=5123.456789 * 1000)
 
 
 def test_fixations_as_csv_and_json_agree(client, session, images, phantoms, tmp_path, queued):
