@@ -21,46 +21,7 @@ from ml.gaze import (
     quality_report,
     read_recording,
 )
-
-EGD_HEADER = [
-    "SESSION_ID",
-    "MEDIA_ID",
-    "DICOM_ID",
-    "CNT",
-    "Time (in secs)",
-    "TIMETICK(f=10000000)",
-    "FPOGX",
-    "FPOGY",
-    "FPOGS",
-    "FPOGD",
-    "FPOGID",
-    "FPOGV",
-    "BPOGX",
-    "BPOGY",
-    "BPOGV",
-    "LPCX",
-    "LPCY",
-    "LPD",
-    "LPS",
-    "LPV",
-    "RPCX",
-    "RPCY",
-    "RPD",
-    "RPS",
-    "RPV",
-    "BKID",
-    "BKDUR",
-    "BKPMIN",
-    "LPMM",
-    "LPMMV",
-    "RPMM",
-    "RPMMV",
-    "SACCADE_MAG",
-    "SACCADE_DIR",
-    "VID_FRAME",
-    "X_ORIGINAL",
-    "Y_ORIGINAL",
-]
+from ml.synthetic.writers import EGD_COLUMNS
 
 
 def test_letterbox_fit_and_padding_agree() -> None:
@@ -187,7 +148,7 @@ def _write_egd(tmp_path: Path) -> tuple[Path, Path, dict]:
     gaze = tmp_path / "eye_gaze.csv"
     with open(gaze, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(EGD_HEADER)
+        w.writerow(EGD_COLUMNS)
         w.writerows(rows)
     sheet = tmp_path / "master_sheet.csv"
     with open(sheet, "w", newline="") as fh:
