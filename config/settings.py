@@ -155,6 +155,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024**
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1000, minimum=1)
 FILE_UPLOAD_TEMP_DIR = str(env_path("FILE_UPLOAD_TEMP_DIR", VAR_DIR / "tmp"))
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+# Where workers keep local copies of files fetched from a remote storage, by content hash.
+STORAGE_CACHE_DIR = str(env_path("STORAGE_CACHE_DIR", VAR_DIR / "cache" / "storage"))
 
 # Images: a zip upload is refused whole when its entries would expand past these limits.
 IMAGING_ZIP_MAX_BYTES = env_int("IMAGING_ZIP_MAX_BYTES", 8 * 1024**3, minimum=1)

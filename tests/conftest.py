@@ -13,7 +13,15 @@ from rest_framework.test import APIClient
 
 from apps.labs.models import Lab, User
 from apps.labs.roles import Role
+from tests import shared_formats
 from tests.factories import LabFactory, MembershipFactory, UserFactory
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``shared_formats(path=...)`` skip where the real exports are absent, and fail
+    under CI (see tests/shared_formats.py)."""
+    for mark in item.iter_markers("shared_formats"):
+        shared_formats.require(mark.kwargs.get("path", shared_formats.FORMATS_DIR))
 
 
 @pytest.fixture(autouse=True)

@@ -15,10 +15,13 @@ def test_importing_ml_in_a_fresh_interpreter_loads_no_django():
     import ml
 
     modules = ["ml"] + [
-        f"ml.{info.name}"
-        for info in pkgutil.walk_packages(ml.__path__, "")
+        info.name
+        for info in pkgutil.walk_packages(ml.__path__, "ml.")
         if "__main__" not in info.name
     ]
+    # Every sub-package's modules are imported, not only the top level's.
+    for deep in ("ml.gaze.formats", "ml.gaze.detection", "ml.synthetic.writers", "ml.models"):
+        assert deep in modules, (deep, modules)
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"

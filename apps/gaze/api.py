@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from apps.core.api import StrictSerializer, error_body
 from apps.gaze import selectors, services
 from apps.gaze.models import Fixation, Reader, Reading, ReadingSession, Recording, SaliencyMap
-from apps.imaging.api import UserLabField
+from apps.labs.api import UserLabField
 from apps.labs.models import User
 from apps.labs.roles import Action, role_allows
 from apps.labs.tenancy import LabScopedMixin

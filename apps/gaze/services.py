@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -26,7 +25,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.gaze import storage
+from apps.core import storage
+from apps.core.storage import FileBatch, local_path
+from apps.core.uploads import Upload
 from apps.gaze.models import (
     Fixation,
     Reader,
@@ -36,7 +37,6 @@ from apps.gaze.models import (
     SaliencyMap,
 )
 from apps.imaging.models import Image
-from apps.imaging.storage import FileBatch, local_path
 from apps.labs.models import Lab, User
 from apps.labs.roles import Action, role_allows
 from apps.labs.selectors import lab_roles_for_user
@@ -223,15 +223,6 @@ def reading_session_delete(*, session: ReadingSession) -> None:
 
 
 # --- Upload -----------------------------------------------------------------------------------
-@dataclass
-class Upload:
-    """One uploaded file: its handle, name and size."""
-
-    file: BinaryIO
-    filename: str
-    size: int
-
-
 def _head(fh: BinaryIO) -> bytes:
     fh.seek(0)
     head = fh.read(HEAD_BYTES)
@@ -337,10 +328,11 @@ def recording_upload(
     recordings: list[Recording] = []
     with transaction.atomic():
         for u, f in companions:
-            name, _, _ = storage.put(lab_id=lab.pk, fh=u.file)
+            name = storage.put(app="gaze", lab_id=lab.pk, kind="recordings", fh=u.file).name
             companion_of[COMPANIONS[f]] = (u.filename, name)
         for u, f in exports:
-            name, digest, _ = storage.put(lab_id=lab.pk, fh=u.file)
+            stored = storage.put(app="gaze", lab_id=lab.pk, kind="recordings", fh=u.file)
+            name, digest = stored.name, stored.sha256
             existing = Recording.objects.filter(session=session, sha256=digest).first()
             if existing is not None:
                 recordings.append(existing)
@@ -1067,8 +1059,7 @@ def check_can_upload(*, session: ReadingSession, user: User) -> None:
 
 def tmp_upload(path: str | os.PathLike[str]) -> Upload:
     """An :class:`Upload` of a local file (management commands and tests)."""
-    p = Path(path)
-    return Upload(file=p.open("rb"), filename=p.name, size=p.stat().st_size)
+    return Upload.from_path(path)
 
 
 # --- Saliency targets -------------------------------------------------------------------------
@@ -1140,8 +1131,8 @@ def _saliency_store(*, lab: Lab, key: str, values: np.ndarray, **fields: Any) ->
     """Write the map's .npy content-addressed, then its row; a concurrent twin's row wins."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(values, dtype=np.float32), allow_pickle=False)
-    batch = FileBatch()
-    name = batch.put(lab_id=lab.pk, kind="saliency", ext="npy", fh=buf)
+    batch = FileBatch(app="gaze", lab_id=lab.pk)
+    name = batch.put(kind="saliency", ext="npy", fh=buf)
     try:
         with transaction.atomic():
             return SaliencyMap.objects.create(lab=lab, cache_key=key, file_path=name, **fields)
@@ -1155,10 +1146,7 @@ def _saliency_store(*, lab: Lab, key: str, values: np.ndarray, **fields: Any) ->
 
 def saliency_map_load(*, saliency_map: SaliencyMap) -> np.ndarray:
     """The map's values, float32 ``(target_height, target_width)``, summing to 1."""
-    from django.core.files.storage import default_storage
-
-    with default_storage.open(saliency_map.file_path, "rb") as fh:
-        return np.load(io.BytesIO(fh.read()), allow_pickle=False)
+    return np.load(io.BytesIO(storage.read_bytes(saliency_map.file_path)), allow_pickle=False)
 
 
 def saliency_map_get_or_create(

@@ -19,17 +19,9 @@ from rest_framework.response import Response
 from apps.core.api import StrictSerializer, error_body
 from apps.imaging import services
 from apps.imaging.models import Image, ImageClass
+from apps.labs.api import UserLabField
 from apps.labs.roles import Action
-from apps.labs.selectors import lab_list_for_user
 from apps.labs.tenancy import LabScopedMixin
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class UserLabField(serializers.PrimaryKeyRelatedField):
-    """A lab the requesting user belongs to; other labs read as 'does not exist'."""
-
-    def get_queryset(self):
-        return lab_list_for_user(user=self.context["request"].user)
 
 
 class LabChoiceSerializer(serializers.Serializer):

@@ -23,6 +23,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from apps.core import storage
+from apps.core.storage import FileBatch, spooled_temp
+from apps.core.uploads import Upload
 from apps.imaging.models import (
     DEFAULT_CLASSES,
     DeidentificationAudit,
@@ -30,7 +33,6 @@ from apps.imaging.models import (
     ImageClass,
     LabImagingKey,
 )
-from apps.imaging.storage import FileBatch, spooled_temp
 from apps.labs.models import Lab, User
 from apps.labs.roles import Action
 from apps.labs.services import require_action
@@ -235,21 +237,21 @@ def image_ingest(
         raise ImageRejected(filename, f"the key {key!r} is already used by another image.")
 
     removed: list[str] = []
-    files = FileBatch()
+    files = FileBatch(app="imaging", lab_id=lab.pk)
     try:
         paths = {}
         if dataset is not None:
             dataset, removed = imaging.deidentify(dataset, lab_key=_lab_key(lab))
             with spooled_temp() as out:
                 imaging.write_dicom(dataset, out)
-                paths["dicom"] = files.put(lab_id=lab.pk, kind="dicom", ext="dcm", fh=out)
+                paths["dicom"] = files.put(kind="dicom", ext="dcm", fh=out)
             del dataset
         max_side = settings.IMAGING_PREVIEW_MAX_SIDE
         for kind_name, side in (("preview", max_side), ("thumbnail", 256)):
             png = io.BytesIO(imaging.render_preview(array, max_side=side))
-            paths[kind_name] = files.put(lab_id=lab.pk, kind=kind_name, ext="png", fh=png)
+            paths[kind_name] = files.put(kind=kind_name, ext="png", fh=png)
         with _npy(array) as npy:
-            paths["array"] = files.put(lab_id=lab.pk, kind="array", ext="npy", fh=npy)
+            paths["array"] = files.put(kind="array", ext="npy", fh=npy)
         del array
         spacing = meta["pixel_spacing"] or [None, None]
         with transaction.atomic():
@@ -317,17 +319,6 @@ def image_ingest(
 
 
 # --- Many files and zips ---------------------------------------------------------------------
-
-
-@dataclass
-class Upload:
-    """One uploaded file: a readable, seekable binary file with its name and size."""
-
-    file: BinaryIO
-    filename: str
-    size: int
-    key: str | None = None
-    label: str = ""
 
 
 def _safe_member_name(archive: str, name: str) -> str:
@@ -671,16 +662,12 @@ def image_delete(*, image: Image, actor: User) -> None:
         image.delete()
 
         def _delete_files():
-            from django.core.files.storage import default_storage
             from django.db.models import Q
 
             for path in paths:
                 named = Q(dicom_path=path) | Q(preview_path=path) | Q(thumbnail_path=path)
                 if not Image.objects.filter(named | Q(array_path=path), lab_id=lab_id).exists():
-                    try:
-                        default_storage.delete(path)
-                    except OSError:
-                        log.warning("Could not delete %s", path, exc_info=True)
+                    storage.delete(path)
 
         transaction.on_commit(_delete_files)
 

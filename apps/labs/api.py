@@ -73,7 +73,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 @extend_schema_field(OpenApiTypes.INT)
-class _UserLabField(serializers.PrimaryKeyRelatedField):
+class UserLabField(serializers.PrimaryKeyRelatedField):
     """A lab the requesting user belongs to; other labs read as 'does not exist'."""
 
     def get_queryset(self):
@@ -81,7 +81,7 @@ class _UserLabField(serializers.PrimaryKeyRelatedField):
 
 
 class MembershipCreateSerializer(StrictSerializer):
-    lab = _UserLabField()
+    lab = UserLabField()
     user = serializers.CharField(
         max_length=254, help_text="Username or e-mail of an existing user."
     )

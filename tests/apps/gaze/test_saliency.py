@@ -67,7 +67,7 @@ def test_reading_map_is_fixation_density_with_one_degree(reading, session):
     got = services.saliency_map_load(saliency_map=sm)
     assert got.dtype == np.float32 and got.shape == (64, 48)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
-    assert sm.file_path.startswith(f"imaging/lab-{reading.lab_id}/saliency/")
+    assert sm.file_path.startswith(f"gaze/lab-{reading.lab_id}/saliency/")
     assert sm.file_path.endswith(".npy")
 
 

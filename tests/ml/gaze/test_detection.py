@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from ml.gaze import DisplayGeometry, IDTConfig, IVTConfig, detect_fixations, read_recording
 from ml.gaze.detection import idt, ivt, velocity_smooth
 from ml.gaze.recording import Samples
+from tests.shared_formats import FORMATS_DIR, needs
 
-FORMATS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "formats"
 BINOCULAR = FORMATS_DIR / "eyelink_asc" / "DEV_pymovements_eyelink_binocular_example.asc"
 GEOMETRY = DisplayGeometry((1920, 1080), (531.0, 299.0), 650.0)
 
@@ -73,7 +71,7 @@ def test_pymovements_defaults_documented() -> None:
     assert IVTConfig().velocity_threshold == 30.0 and IDTConfig().dispersion_threshold == 1.0
 
 
-needs_asc = pytest.mark.skipif(not BINOCULAR.is_file(), reason=f"{BINOCULAR} is absent")
+needs_asc = needs(BINOCULAR)
 
 
 def _real_eye(eye: str):

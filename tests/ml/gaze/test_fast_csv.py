@@ -24,8 +24,8 @@ from ml.gaze.formats._common import (
 from ml.gaze.quality import quality_report
 from ml.synthetic import Radiologist, make_phantom, simulate_reading
 from ml.synthetic.writers import write_egd_cxr
+from tests.shared_formats import FORMATS_DIR, needs
 
-FORMATS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "formats"
 GAZEPOINT_FILES = (
     "gazepoint_csv/DEV_TheD2Lab_User1_all_gaze_first300.csv",
     "gazepoint_csv/DEV_TheD2Lab_User1_fixations.csv",
@@ -188,7 +188,7 @@ def test_egd_cxr_same_as_careful_path(egd, name, blocks, monkeypatch, request) -
     assert_same(quality_report(fast).as_dict(), quality_report(slow).as_dict())
 
 
-@pytest.mark.skipif(not FORMATS_DIR.is_dir(), reason=f"{FORMATS_DIR} is absent")
+@needs(FORMATS_DIR)
 @pytest.mark.parametrize("rel", GAZEPOINT_FILES)
 def test_real_gazepoint_same_as_careful_path(rel, monkeypatch, small_blocks) -> None:
     fast, slow = read_both(FORMATS_DIR / rel, monkeypatch, screen_size_px=(1920, 1080))

@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 
 from ml.gaze import GazeFormatError, detect_format, quality_report, read_recording
+from tests.shared_formats import FORMATS_DIR, needs
 
-FORMATS_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "formats"
-pytestmark = pytest.mark.skipif(
-    not FORMATS_DIR.is_dir(), reason=f"real exports folder {FORMATS_DIR} is absent"
-)
+pytestmark = needs(FORMATS_DIR)
 
 
 def f(rel: str) -> Path:

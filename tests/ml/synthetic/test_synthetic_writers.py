@@ -25,8 +25,9 @@ from ml.synthetic.writers import (
     write_tobii_pro_lab_tsv,
 )
 from ml.synthetic.writers.truth import fixation_measured_positions
+from tests.shared_formats import FORMATS_DIR as FORMATS
+from tests.shared_formats import in_ci
 
-FORMATS = Path(__file__).resolve().parents[3].parent / "shared" / "formats"
 H, W = 300, 250
 OFFSET_DEG = (0.4, -0.3)
 
@@ -36,6 +37,7 @@ def real_header(relative: str, sep: str = ",") -> list[str] | None:
     (the rest of the test still runs: the header is compared to the format's constants too)."""
     path = FORMATS / relative
     if not path.exists():
+        assert not in_ci(), f"{path} is absent; CI must compare with the real export's header"
         return None
     return path.read_text(encoding="utf-8").splitlines()[0].split(sep)
 
