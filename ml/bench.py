@@ -1,9 +1,10 @@
 """Training and inference throughput of MT-UNet: the fp32 eager reference against the default path.
 
 ``python -m ml.bench`` measures, in one process and on the same data, images per second for a
-training step (forward, loss, backward, Adam) and for inference, plus peak memory, at 320 x 256
-and 640 x 512 with base 64 and batch 2, and prints the speed ratios. It also trains both paths
-for 5 steps from the same initial weights on fixed data and reports how far their losses differ.
+training step (forward, loss, backward, Adam: ``ml.step.train_step``, the step ``ml.train`` runs)
+and for inference, plus peak memory, at 320 x 256 and 640 x 512 with base 64 and batch 2, and
+prints the speed ratios. It also trains both paths for 5 steps from the same initial weights on
+fixed data and reports how far their losses differ.
 
 The "default" path is what :func:`ml.train.train` picks with ``precision="auto"``: bf16 autocast
 plus channels_last on CPUs with AMX or AVX512-BF16 and on CUDA, plain fp32 elsewhere.
@@ -26,6 +27,7 @@ from ml.data import blob_dataset
 from ml.losses import MultiTaskLoss
 from ml.models import create_model
 from ml.runtime import Runtime, cpu_has_fast_bf16
+from ml.train import train_step
 
 
 class _PeakRSS:
@@ -90,16 +92,18 @@ def _setup(runtime: Runtime, size: tuple[int, int], base: int, batch: int, seed:
     labels = torch.from_numpy(data["labels"]).to(runtime.device)
     scaler = runtime.grad_scaler()
 
-    def train_step() -> float:
-        model.train()
-        with runtime.autocast():
-            outputs = model(images)
-        loss = loss_fn(outputs, labels, targets)["total"]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        return float(loss.detach())
+    def one_step() -> float:
+        result = train_step(
+            model=model,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            scaler=scaler,
+            runtime=runtime,
+            images=images,
+            target=targets,
+            labels=labels,
+        )
+        return float(result.losses["total"])
 
     @torch.no_grad()
     def infer_step() -> None:
@@ -107,7 +111,7 @@ def _setup(runtime: Runtime, size: tuple[int, int], base: int, batch: int, seed:
         with runtime.autocast():
             model(images)
 
-    return train_step, infer_step
+    return one_step, infer_step
 
 
 def bench(

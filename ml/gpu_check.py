@@ -16,6 +16,7 @@ from ml.evaluate import evaluate
 from ml.losses import MultiTaskLoss
 from ml.models import count_params, create_model
 from ml.runtime import Runtime
+from ml.train import train_step
 
 
 def _sync(device: torch.device) -> None:
@@ -51,14 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     labels = torch.from_numpy(data["labels"][:2]).to(runtime.device)
 
     def step() -> dict[str, torch.Tensor]:
-        with runtime.autocast():
-            outputs = model(images)
-        losses = loss_fn(outputs, labels, targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses["total"]).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        return {**losses, "dtype": outputs["saliency_logits"].dtype}
+        result = train_step(
+            model=model,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            scaler=scaler,
+            runtime=runtime,
+            images=images,
+            target=targets,
+            labels=labels,
+        )
+        return {**result.losses, "dtype": result.output_dtype}
 
     cuda = runtime.device.type == "cuda"
     if cuda:

@@ -29,6 +29,7 @@ from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.losses import LossConfig, MultiTaskLoss
 from ml.models import create_model
 from ml.runtime import Runtime, deterministic, rng_state, seed_everything, set_rng_state
+from ml.step import train_step
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -235,20 +236,19 @@ def _train_epoch(
         if any(callback.should_cancel() for callback in callbacks):
             return None
         images, target, labels = _batch_to(batch, runtime)
-        with runtime.autocast():
-            outputs = model(images)
-        losses = loss_fn(outputs, labels, target)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses["total"]).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        losses = train_step(
+            model=model,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            scaler=scaler,
+            runtime=runtime,
+            images=images,
+            target=target,
+            labels=labels,
+        ).losses
         size = labels.shape[0]
         batch_sums = torch.stack(
-            [
-                losses["total"].detach(),
-                losses["classification"].detach(),
-                losses["saliency"].detach(),
-            ]
+            [losses["total"], losses["classification"], losses["saliency"]]
         ).float()
         sums += batch_sums * size
         count += size
