@@ -22,6 +22,7 @@ def reading_session_list(*, lab: Lab) -> QuerySet[ReadingSession]:
         .select_related("reader")
         .annotate(n_recordings=Count("recordings", distinct=True))
         .annotate(n_readings=Count("readings", distinct=True))
+        .order_by("-created_at", "-id")
     )
 
 
@@ -36,6 +37,7 @@ def reading_session_get(*, user_labs: Iterable[int], pk: int) -> ReadingSession 
 
 def recording_list(*, lab: Lab, session: ReadingSession | None = None) -> QuerySet[Recording]:
     recordings = Recording.objects.filter(lab=lab).select_related("uploaded_by")
+    recordings = recordings.order_by("-created_at", "-id")
     return recordings.filter(session=session) if session is not None else recordings
 
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -20,6 +21,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from apps.gaze import selectors, services
 from apps.gaze.models import ReadingSession
 from apps.labs.roles import Action, role_allows
+
+READINGS_PER_PAGE = 24
 
 
 class SessionForm(forms.Form):
@@ -108,7 +111,10 @@ def recording_page(request: HttpRequest, pk: int) -> HttpResponse:
     recording = selectors.recording_get(lab=lab, pk=pk) if lab else None
     if recording is None:
         raise Http404("No such recording in this lab.")
-    readings = list(selectors.reading_list(lab=lab, recording=recording))
+    # An EGD-CXR recording holds about a thousand readings: one page of figures at a time.
+    page = Paginator(selectors.reading_list(lab=lab, recording=recording), READINGS_PER_PAGE)
+    page = page.get_page(request.GET.get("page"))
+    readings = list(page.object_list)
     figures = [
         {
             "id": r.pk,
@@ -123,6 +129,7 @@ def recording_page(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "recording": recording,
         "readings": readings,
+        "page": page,
         "figures": figures,
         "quality_rows": _quality_rows(recording.quality),
     }
