@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -106,7 +107,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a Celery worker started by the tests sees the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # A small lab's concurrent users on the embedded default: WAL lets readers go on while one
+    # writer writes; IMMEDIATE takes the write lock when a transaction begins (not on its first
+    # write, where SQLite cannot wait and answers "database is locked"); and a writer waits up
+    # to SQLITE_BUSY_TIMEOUT seconds for the lock.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": env_float("SQLITE_BUSY_TIMEOUT", 30.0),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "labs.User"

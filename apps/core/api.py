@@ -68,7 +68,9 @@ def json_404(request, exception=None):
 
 
 def json_500(request):
-    return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+    from apps.core.middleware import server_error_response
+
+    return server_error_response(request)
 
 
 class Pagination(PageNumberPagination):
