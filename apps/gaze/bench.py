@@ -239,8 +239,11 @@ def main(argv: list[str] | None = None) -> dict:
 
             return run
 
+        # recording_parse calls them by their names in the parse module: timed there.
+        from apps.gaze.services import parse
+
         for name in ("recording_read", "recording_analyse", "recording_store"):
-            setattr(services, name, timed(name, getattr(services, name)))
+            setattr(parse, name, timed(name, getattr(parse, name)))
 
         rounds: list[dict] = []
         peak = 0

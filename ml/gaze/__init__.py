@@ -2,16 +2,26 @@
 
 Public API:
 
-- :func:`read_recording`, :func:`detect_format` -> :class:`GazeRecording` (``ml.gaze.formats``)
+- :func:`read_recording`, :func:`detect_format` -> :class:`GazeRecording`; :data:`FORMATS`,
+  the registry of :class:`FormatSpec` (reader, options, companion, refusal) (``ml.gaze.formats``)
 - :func:`detect_fixations` with :class:`IVTConfig` / :class:`IDTConfig` (``ml.gaze.detection``)
 - :class:`DisplayGeometry` (``ml.gaze.geometry``)
 - :func:`map_to_image`, :func:`map_viewer_rects`, :class:`ImageRect`, :func:`match_stimuli`
   (``ml.gaze.mapping``)
 - :func:`quality_report`, :class:`QualityThresholds` (``ml.gaze.quality``)
+- where an image was drawn, screen to image, pixels per degree (``ml.gaze.screen``)
+- a read recording analysed into per-image readings: ``analyse_recording`` with a
+  ``ReadingSetup`` (``ml.gaze.analysis``)
 """
 
 from ml.gaze.detection import IDTConfig, IVTConfig, detect_fixations
-from ml.gaze.formats import FORMATS, detect_format, read_egd_cxr_master_sheet, read_recording
+from ml.gaze.formats import (
+    FORMATS,
+    FormatSpec,
+    detect_format,
+    read_egd_cxr_master_sheet,
+    read_recording,
+)
 from ml.gaze.geometry import DisplayGeometry
 from ml.gaze.mapping import (
     ImagePoints,
@@ -38,6 +48,7 @@ __all__ = [
     "Calibration",
     "DisplayGeometry",
     "Fixations",
+    "FormatSpec",
     "GazeFormatError",
     "GazeRecording",
     "IDTConfig",

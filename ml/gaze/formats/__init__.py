@@ -10,79 +10,20 @@ is one, the line or column.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
-from ml.gaze.formats._common import EDF_MAGIC, as_path, head_text, read_head
-from ml.gaze.formats.eyelink import (
-    read_eyelink_asc,
-    read_eyelink_dataviewer_report,
-    refuse_eyelink_edf,
-)
-from ml.gaze.formats.gazepoint import (
-    read_egd_cxr,
-    read_egd_cxr_master_sheet,
-    read_gazepoint,
-)
-from ml.gaze.formats.others import read_generic_csv, read_neon, read_pupil_core, read_reflacx
-from ml.gaze.formats.tobii import read_tobii_pro_lab, read_tobii_studio
+from ml.gaze.formats._text import EDF_MAGIC, as_path, head_text, read_head
+from ml.gaze.formats.egd_cxr import read_egd_cxr_master_sheet
+from ml.gaze.formats.registry import FORMATS, SCREEN_OPTION, FormatSpec
 from ml.gaze.recording import GazeFormatError, GazeRecording
 
 __all__ = [
     "FORMATS",
+    "SCREEN_OPTION",
+    "FormatSpec",
     "detect_format",
     "read_egd_cxr_master_sheet",
     "read_recording",
 ]
-
-
-def _refuse(message: str) -> Callable[..., GazeRecording]:
-    """A reader that refuses its format with ``message`` (the upload checks the name)."""
-
-    def refuse(path: str, **_: object) -> GazeRecording:
-        raise GazeFormatError(message, path=path)
-
-    return refuse
-
-
-def _companion(what: str, use: str) -> Callable[..., GazeRecording]:
-    return _refuse(f"this is {what}, not gaze data: {use}")
-
-
-FORMATS: dict[str, Callable[..., GazeRecording]] = {
-    "eyelink_asc": read_eyelink_asc,
-    "eyelink_edf": refuse_eyelink_edf,
-    "eyelink_dataviewer_report": read_eyelink_dataviewer_report,
-    "tobii_pro_lab_tsv": read_tobii_pro_lab,
-    "tobii_studio_tsv": read_tobii_studio,
-    "gazepoint": read_gazepoint,
-    "egd_cxr": read_egd_cxr,
-    "reflacx": read_reflacx,
-    "pupil_core": read_pupil_core,
-    "neon": read_neon,
-    "generic_csv": read_generic_csv,
-    "gazepoint_summary": _companion(
-        "a Gazepoint Analysis data summary (AOI statistics)",
-        "export the all_gaze.csv or fixations.csv file instead",
-    ),
-    "egd_cxr_master_sheet": _companion(
-        "EGD-CXR's master_sheet.csv",
-        "upload eye_gaze.csv or fixations.csv and give master_sheet.csv with it",
-    ),
-    "reflacx_metadata": _companion(
-        "REFLACX metadata",
-        "upload a reading's fixations.csv or gaze.csv and give the metadata file with it",
-    ),
-    "neon_scene_camera": _refuse(
-        "this is Pupil Cloud's gaze or fixations in scene-camera pixels: they move with the "
-        "wearer's head and cannot be mapped to an image; run the Marker Mapper enrichment with "
-        "markers around the image and upload its gaze.csv or fixations.csv (positions on the "
-        "surface)"
-    ),
-    "neon_companion": _companion(
-        "a Pupil Cloud companion table (sections / surface positions / events)",
-        "upload gaze.csv or fixations.csv and give sections.csv with it",
-    ),
-}
 
 
 def detect_format(source: str | os.PathLike[str] | bytes) -> str:
@@ -185,14 +126,17 @@ def read_recording(
     fmt = format or detect_format(p)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
-    reader = FORMATS[fmt]
+    spec = FORMATS[fmt]
+    if spec.refusal is not None:
+        raise GazeFormatError(spec.refusal, path=p)
+    unknown = sorted(set(options) - spec.options)
+    if unknown:
+        raise GazeFormatError(
+            f"option(s) not understood by the {fmt} reader: {', '.join(unknown)} (it takes: "
+            f"{', '.join(sorted(spec.options)) or 'none'})",
+            path=p,
+        )
     try:
-        return reader(p, **options)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            raise GazeFormatError(
-                f"option not understood by the {fmt} reader: {exc}", path=p
-            ) from None
-        raise
+        return spec.read(p, **options)
     except UnicodeError as exc:
         raise GazeFormatError(f"text encoding problem: {exc}", path=p) from None

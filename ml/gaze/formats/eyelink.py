@@ -23,16 +23,10 @@ from array import array
 
 import numpy as np
 
-from ml.gaze.formats._common import (
-    CsvChunks,
-    Grow,
-    Labels,
-    check_time,
-    floats,
-    guarded_lines,
-    open_text,
-    stimulus_key,
-)
+from ml.gaze.formats._csv import CsvChunks
+from ml.gaze.formats._labels import Labels, stimulus_key
+from ml.gaze.formats._numbers import Grow, check_time, floats
+from ml.gaze.formats._text import guarded_lines, open_text
 from ml.gaze.recording import (
     Blinks,
     Calibration,
@@ -442,21 +436,14 @@ def _assign(time_ms: np.ndarray, stimuli: list[Stimulus]) -> np.ndarray:
     return out
 
 
-def refuse_eyelink_edf(path: str, **_: object) -> GazeRecording:
-    """Refuse a binary EyeLink EDF with the way out.
-
-    The only EDF reader in Python (eyelinkio) bundles SR Research's proprietary EDF library,
-    so the platform asks for ASC, which every lab can produce with SR Research's converter.
-
-    Raises:
-        GazeFormatError: always.
-    """
-    raise GazeFormatError(
-        "this is a binary EyeLink EDF file, which the platform does not read: convert it to "
-        "ASC with SR Research's edf2asc (e.g. `edf2asc yourfile.edf`, or the EDF Converter "
-        "app) and upload the .asc file",
-        path=path,
-    )
+# Binary EDF is refused with the way out: the only EDF reader in Python (eyelinkio) bundles SR
+# Research's proprietary EDF library, so the platform asks for ASC, which every lab can produce
+# with SR Research's converter.
+EDF_REFUSAL = (
+    "this is a binary EyeLink EDF file, which the platform does not read: convert it to "
+    "ASC with SR Research's edf2asc (e.g. `edf2asc yourfile.edf`, or the EDF Converter "
+    "app) and upload the .asc file"
+)
 
 
 def read_eyelink_dataviewer_report(

@@ -1,4 +1,5 @@
-"""Gazepoint Analysis CSV exports (all_gaze and fixations) and EGD-CXR (which is built on them).
+"""Gazepoint Analysis CSV exports (all_gaze and fixations); EGD-CXR (:mod:`ml.gaze.formats.egd_cxr`)
+is read by the same code.
 
 Gazepoint facts used here (Gazepoint API/Analysis manual):
 
@@ -15,15 +16,17 @@ Excel re-saved files lose the trailing comma and write TIMETICK as ``5.88E+12`` 
 clock): time then comes from TIME, with media restarts laid end to end, and a warning.
 
 EGD-CXR's eye_gaze.csv / fixations.csv have the same columns plus ``SESSION_ID``, ``DICOM_ID``,
-``Time (in secs)`` and ``X_ORIGINAL``/``Y_ORIGINAL`` (DICOM px; < 0 = off the image). The screen
-was 1920 x 1080 (dataset description).
+``Time (in secs)`` and ``X_ORIGINAL``/``Y_ORIGINAL``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ml.gaze.formats._common import CsvChunks, Grow, Labels, check_time, floats, open_text
+from ml.gaze.formats._csv import CsvChunks
+from ml.gaze.formats._labels import Labels
+from ml.gaze.formats._numbers import Grow, check_time, floats
+from ml.gaze.formats._text import open_text
 from ml.gaze.recording import (
     Blinks,
     EyeSamples,
@@ -34,7 +37,6 @@ from ml.gaze.recording import (
     measured_rate_hz,
 )
 
-EGD_CXR_SCREEN_PX = (1920, 1080)
 TICKS_PER_MS = 10_000.0
 
 
@@ -61,79 +63,13 @@ def read_gazepoint(
     Raises:
         GazeFormatError: missing columns, bad numbers, time running backwards within a media.
     """
-    return _read(path, kind=kind, screen_size_px=screen_size_px, egd=False)
+    return read_gazepoint_csv(path, kind=kind, screen_size_px=screen_size_px, egd=False)
 
 
-def read_egd_cxr(
-    path: str,
-    *,
-    kind: str | None = None,
-    master_sheet: str | None = None,
-) -> GazeRecording:
-    """Read EGD-CXR's ``eye_gaze.csv`` or ``fixations.csv`` (streamed; 1.5 M rows are fine).
-
-    Args:
-        path: The file.
-        kind: ``"eye_gaze"`` or ``"fixations"``; default: from the content.
-        master_sheet: ``master_sheet.csv``; when given, each stimulus gets the image's padding
-            (``placement``) and DICOM_IDs absent from it are marked as calibration screens.
-
-    Returns:
-        A recording whose stimuli are (SESSION_ID, DICOM_ID) runs with ``key = DICOM_ID``;
-        ``extra['x_original'/'y_original']`` hold the dataset's own image-px positions.
-    """
-    rec = _read(
-        path,
-        kind={"eye_gaze": "all_gaze"}.get(kind or "", kind),
-        screen_size_px=EGD_CXR_SCREEN_PX,
-        egd=True,
-    )
-    if master_sheet is not None:
-        pads = read_egd_cxr_master_sheet(master_sheet)
-        calibration = []
-        for s in rec.stimuli:
-            p = pads.get(s.key)
-            if p is None:
-                s.source = "calibration"
-                calibration.append(s.key)
-            else:
-                s.placement = {"anchor": "padding", **p}
-        if calibration:
-            rec.meta["calibration_screens"] = sorted(set(calibration))
-    return rec
-
-
-def read_egd_cxr_master_sheet(path: str) -> dict[str, dict[str, float]]:
-    """The image padding of each DICOM_ID in EGD-CXR's master_sheet.csv.
-
-    The free-text columns may hold commas and line breaks inside quotes; the csv module reads
-    them, and only the five needed columns are kept.
-
-    Returns:
-        ``{dicom_id: {"top": .., "bottom": .., "left": .., "right": ..}}`` in original-image
-        pixels (the margins that pad the image to the screen's aspect ratio before it is scaled
-        to the screen; :meth:`ml.gaze.mapping.ImageRect.from_padding` places it).
-
-    Raises:
-        GazeFormatError: when the padding columns are missing.
-    """
-    out: dict[str, dict[str, float]] = {}
-    with CsvChunks(path) as r:
-        cid = r.find("dicom_id")
-        names = {k: r.find(f"image_{k}_pad") for k in ("top", "bottom", "left", "right")}
-        for columns, ln in r.chunks():
-            vals = {
-                k: floats(columns[r.index[c]], path=path, lines=ln, column=c)
-                for k, c in names.items()
-            }
-            for i, d in enumerate(columns[r.index[cid]]):
-                out[d.strip()] = {k: float(v[i]) for k, v in vals.items()}
-    return out
-
-
-def _read(
+def read_gazepoint_csv(
     path: str, *, kind: str | None, screen_size_px: tuple[int, int] | None, egd: bool
 ) -> GazeRecording:
+    """Read Gazepoint columns (``egd``: with EGD-CXR's own columns); see :func:`read_gazepoint`."""
     fmt = "egd_cxr" if egd else "gazepoint"
     rec = GazeRecording(format=fmt, path=path, tracker="Gazepoint GP3 HD" if egd else "Gazepoint")
     rec.meta["pupil_unit"] = "mm (LPMM/RPMM)"

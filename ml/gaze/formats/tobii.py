@@ -13,7 +13,9 @@ import warnings
 
 import numpy as np
 
-from ml.gaze.formats._common import CsvChunks, Grow, Labels, check_time, floats
+from ml.gaze.formats._csv import CsvChunks
+from ml.gaze.formats._labels import Labels
+from ml.gaze.formats._numbers import Grow, check_time, floats
 from ml.gaze.recording import (
     Calibration,
     EyeSamples,

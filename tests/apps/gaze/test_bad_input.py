@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.gaze import services
 from apps.gaze.models import Fixation, Reading, Recording
+from apps.gaze.services import parse
 from ml.synthetic.writers import write_eyelink_asc
 from tests.apps.gaze.conftest import simulated
 from tests.conftest import client_for
@@ -152,7 +153,7 @@ def test_a_failure_while_storing_leaves_no_rows(
     settings.GAZE_FIXATION_BATCH_SIZE = 4
     paths = write_eyelink_asc(simulated(phantoms[:2], 1000, n_fix=8), tmp_path / "a.asc")
     post(personas.researcher_a, session, "a.asc", paths["asc"].read_bytes())
-    original = services._fixation_rows
+    original = parse._fixation_rows
 
     def flaky(lab_id, readings):
         # Fails part-way through the rows, after some have been written, on every backend
@@ -162,7 +163,7 @@ def test_a_failure_while_storing_leaves_no_rows(
                 raise OSError("disk full")
             yield row
 
-    monkeypatch.setattr(services, "_fixation_rows", flaky)
+    monkeypatch.setattr(parse, "_fixation_rows", flaky)
     services.recording_parse(recording_id=queued[0])
     rec = Recording.objects.get()
     assert rec.status == "failed" and "disk full" in rec.errors[0]

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 
 from apps.gaze import services
 from apps.gaze.models import Fixation, Reading, SaliencyMap
+from apps.gaze.services import saliency
 from ml.gaze import ImageRect
 from ml.saliency_maps import fixation_density, pool_maps, sigma_px_for_degrees
 from tests.apps.gaze.objects import gaze_recording
@@ -73,7 +74,7 @@ def test_reading_map_is_fixation_density_with_one_degree(reading, session):
 
 def test_cache_hit_returns_the_same_row_without_recomputing(reading):
     first = services.saliency_map_get_or_create(reading=reading, target_size=(32, 32))
-    with mock.patch.object(services, "fixation_density", side_effect=AssertionError("recomputed")):
+    with mock.patch.object(saliency, "fixation_density", side_effect=AssertionError("recomputed")):
         again = services.saliency_map_get_or_create(reading=reading, target_size=(32, 32))
     assert again.pk == first.pk and SaliencyMap.objects.count() == 1
     other = services.saliency_map_get_or_create(reading=reading, target_size=(16, 16))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 
 from apps.gaze import services
 from apps.gaze.models import Reading, Recording
@@ -37,7 +38,7 @@ def test_worker_parses_an_uploaded_recording(
     monkeypatch.setattr(
         services,
         "_enqueue",
-        lambda rid: services.transaction.on_commit(
+        lambda rid: transaction.on_commit(
             lambda: recording_parse_task.apply_async(args=[rid], queue=queue)
         ),
     )

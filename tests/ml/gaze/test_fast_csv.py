@@ -12,15 +12,11 @@ import numpy as np
 import pytest
 
 from ml.gaze import GazeFormatError, read_recording
-from ml.gaze.formats import _common
-from ml.gaze.formats._common import (
-    ArrowColumns,
-    ByteCells,
-    CodedCells,
-    CsvChunks,
-    Labels,
-    floats,
-)
+from ml.gaze.formats import _csv
+from ml.gaze.formats._csv import ArrowColumns, ByteCells, CodedCells, CsvChunks
+from ml.gaze.formats._labels import Labels
+from ml.gaze.formats._numbers import floats
+from ml.gaze.formats._text import MAX_LINE_CHARS
 from ml.gaze.quality import quality_report
 from ml.synthetic import Radiologist, make_phantom, simulate_reading
 from ml.synthetic.writers import write_egd_cxr
@@ -60,7 +56,7 @@ def read_both(path: Path, monkeypatch, **kw):
     """(fast, careful) readings of one file."""
     fast = read_recording(str(path), **kw)
     with monkeypatch.context() as m:
-        m.setattr(_common, "FAST_CSV", False)
+        m.setattr(_csv, "FAST_CSV", False)
         slow = read_recording(str(path), **kw)
     return fast, slow
 
@@ -70,7 +66,7 @@ def error_both(path: Path, monkeypatch) -> tuple[str, str]:
     with pytest.raises(GazeFormatError) as fast:
         read_recording(str(path))
     with monkeypatch.context() as m:
-        m.setattr(_common, "FAST_CSV", False)
+        m.setattr(_csv, "FAST_CSV", False)
         with pytest.raises(GazeFormatError) as slow:
             read_recording(str(path))
     return str(fast.value), str(slow.value)
@@ -96,14 +92,14 @@ def egd(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(autouse=True, params=["arrow", "numpy"])
 def engine(request, monkeypatch) -> str:
     """Every test runs with the fast path converting with pyarrow, then with numpy."""
-    monkeypatch.setattr(_common, "ARROW_CSV", request.param == "arrow")
+    monkeypatch.setattr(_csv, "ARROW_CSV", request.param == "arrow")
     return request.param
 
 
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Byte blocks of 4 KiB, so that a small file spans many blocks."""
-    monkeypatch.setattr(_common, "FAST_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(_csv, "FAST_BLOCK_BYTES", 4096)
 
 
 def test_fast_path_is_taken(egd, engine) -> None:
@@ -124,6 +120,15 @@ def test_fast_path_is_taken(egd, engine) -> None:
             columns[r.index["FPOGY"]]
     else:
         assert isinstance(columns[r.index["DICOM_ID"]], ByteCells)
+
+
+def test_careful_path_is_taken_without_fast_csv(egd, monkeypatch) -> None:
+    """With ``FAST_CSV`` off (as :func:`read_both` sets it) chunks come from the csv module."""
+    monkeypatch.setattr(_csv, "FAST_CSV", False)
+    with CsvChunks(str(egd["eye_gaze"])) as r:
+        columns, lines = next(r.chunks(fast=True, numeric=["FPOGX"], text=["DICOM_ID"]))
+    assert isinstance(columns, list) and isinstance(columns[r.index["DICOM_ID"]], tuple)
+    assert not isinstance(lines, np.ndarray)
 
 
 def test_arrow_floats_match_float(tmp_path, engine) -> None:
@@ -168,13 +173,13 @@ def test_over_long_line_never_reaches_pyarrow(egd, tmp_path, monkeypatch, small_
     def edit(lines: list[str]) -> list[str]:
         k = len(lines) // 2
         cells = lines[k].split(",")
-        cells[7] = "1" * (_common.MAX_LINE_CHARS * 3)
+        cells[7] = "1" * (MAX_LINE_CHARS * 3)
         return [*lines[:k], ",".join(cells), *lines[k + 1 :]]
 
     path = _rewrite(egd["eye_gaze"], tmp_path / "eye_gaze.csv", edit)
     fast, slow = error_both(path, monkeypatch)
     assert fast == slow and "longer than" in fast
-    assert max(seen, default=0) < _common.MAX_LINE_CHARS
+    assert max(seen, default=0) < MAX_LINE_CHARS
 
 
 @pytest.mark.parametrize("blocks", ["default", "small"])
@@ -284,7 +289,7 @@ def test_bad_input_refused_the_same(egd, bad, where, tmp_path, monkeypatch, smal
         elif bad == "decimal_comma":  # a quoted decimal comma is read, as before
             cells[7] = '"0,25"'
         elif bad == "over_long_line":
-            cells[7] = "1" * (_common.MAX_LINE_CHARS + 10)
+            cells[7] = "1" * (MAX_LINE_CHARS + 10)
         elif bad == "backwards":
             cells[5] = "1.0"
         return [*lines[:k], ",".join(cells) + "\n", *lines[k + 1 :]]

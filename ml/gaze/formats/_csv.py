@@ -1,5 +1,4 @@
-"""Shared machinery of the readers: opening text safely, streaming CSV in column chunks,
-numbers with decimal commas, growing arrays, and the checks every reader makes.
+"""Streaming delimited exports in column chunks: the careful csv-module path and the fast paths.
 
 Large exports (EGD-CXR's eye_gaze.csv: 1.5 M rows, ~400 MB) are read chunk by chunk: each chunk's
 rows are transposed into columns and converted with C-level ``map(float, ...)``; only numpy arrays
@@ -19,6 +18,8 @@ pyarrow is installed, each checked block is handed to pyarrow's C++ CSV reader i
 rounded, like ``float``), text columns as :class:`CodedCells` (dictionary codes). Only empty cells
 are nulls there; anything pyarrow will not parse (NA markers, decimal commas, ragged rows, ...)
 makes that block and the rest of the file take the careful path.
+
+The cells' conversion to numbers is :func:`ml.gaze.formats._numbers.floats`.
 """
 
 from __future__ import annotations
@@ -27,176 +28,29 @@ import codecs
 import csv
 import io
 import itertools
-import math
-import os
-import re
 from array import array
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import IO
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ml.gaze.recording import GazeFormatError, Stimulus
+from ml.gaze.formats._text import MAX_LINE_CHARS, guarded_lines, open_text
+from ml.gaze.recording import GazeFormatError
 
-MAX_LINE_CHARS = 1 << 20  # a line longer than 1 MiB is junk in every format we read
 CHUNK_ROWS = 65536
-HEAD_BYTES = 65536
-EDF_MAGIC = b"SR_RESEARCH"
-NA_STRINGS = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None", "."})
 FAST_CSV = True  # False: every reader takes the careful path (tests compare the two)
 ARROW_CSV = True  # False: the fast path converts with numpy instead of pyarrow
 FAST_BLOCK_BYTES = 16 << 20  # byte blocks of the vectorised path
 ARROW_BLOCK_BYTES = 2 << 20  # pyarrow's own blocks within one (parsed on parallel threads)
 FAST_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "cp1252"})  # ASCII bytes mean ASCII characters
 CSV_FIELD_LIMIT = 131072  # csv.field_size_limit()'s default: longer blocks take the careful path
-# Bytes a plain decimal number is made of (NUL pads the fixed-width cells).
-_NUMBER_BYTES = np.zeros(256, dtype=bool)
-_NUMBER_BYTES[list(b"0123456789.+-eE\x00")] = True
-
-
-def sniff_encoding(head: bytes) -> str:
-    """The text encoding of a file from its first bytes (BOM first, then UTF-8, else cp1252)."""
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the end of the head is still UTF-8.
-        if exc.start < len(head) - 4:
-            return "cp1252"
-    return "utf-8"
-
-
-def read_head(path: str | os.PathLike[str], n_bytes: int = HEAD_BYTES) -> bytes:
-    """The first ``n_bytes`` of a file."""
-    with open(path, "rb") as fh:
-        return fh.read(n_bytes)
-
-
-def head_text(head: bytes) -> str:
-    """Decode a file head for format detection (undecodable bytes replaced)."""
-    enc = sniff_encoding(head)
-    return head.decode(enc, errors="replace").lstrip("\ufeff")
-
-
-def open_text(path: str | os.PathLike[str]) -> IO[str]:
-    """Open a text export with the right encoding and universal newlines handled by csv.
-
-    ``newline=""`` lets the csv module see CRLF (Tobii Studio) and quoted line breaks
-    (EGD-CXR master_sheet's free text) correctly.
-    """
-    enc = sniff_encoding(read_head(path))
-    return open(path, encoding=enc, errors="replace", newline="")
-
-
-def guarded_lines(fh: IO[str], path: str, first_line: int = 1) -> Iterator[str]:
-    """Yield lines, refusing any longer than :data:`MAX_LINE_CHARS` instead of loading it.
-
-    Reading a 2 GB "line" of junk into memory is what this prevents. ``first_line`` is the
-    number of the first line ``fh`` gives (when reading resumes mid-file).
-    """
-    n = first_line - 1
-    while True:
-        line = fh.readline(MAX_LINE_CHARS + 1)
-        if not line:
-            return
-        n += 1
-        if len(line) > MAX_LINE_CHARS:
-            raise GazeFormatError(
-                f"a line longer than {MAX_LINE_CHARS} characters: not an eye-tracker export",
-                path=path,
-                line=n,
-            )
-        yield line
-
-
-def to_float(s: str, *, path: str, line: int, column: str, decimal_comma: bool = True) -> float:
-    """Parse one cell as a float: blanks and NA markers give NaN; a decimal comma is accepted.
-
-    Raises:
-        GazeFormatError: naming the file, line and column when the cell is not a number.
-    """
-    s = s.strip()
-    if s in NA_STRINGS:
-        return math.nan
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    if decimal_comma and s.count(",") == 1 and "." not in s:
-        try:
-            return float(s.replace(",", "."))
-        except ValueError:
-            pass
-    raise GazeFormatError(f"{s[:40]!r} is not a number", path=path, line=line, column=column)
-
-
-def floats(
-    values: tuple[str, ...] | list[str] | ByteCells | np.ndarray,
-    *,
-    path: str,
-    lines: array | np.ndarray,
-    column: str,
-    decimal_comma: bool = True,
-) -> np.ndarray:
-    """Convert a column chunk to float64: C-speed for clean columns, cell by cell otherwise.
-
-    :class:`ByteCells` made only of digits, signs, points and exponents (or empty: NaN) are
-    converted by numpy in C (the same correctly rounded parse as ``float``); any other column
-    is decoded and takes the path below, so NA markers, decimal commas and refusals are the same.
-    """
-    if isinstance(values, np.ndarray) and values.dtype == np.float64:
-        return values  # converted by pyarrow already
-    if isinstance(values, ByteCells):
-        cells = values.cells
-        if _NUMBER_BYTES[cells.view(np.uint8)].all():
-            empty = cells == b""
-            try:
-                if not empty.any():
-                    return cells.astype(np.float64)
-                out = np.full(len(cells), np.nan)
-                out[~empty] = cells[~empty].astype(np.float64)
-                return out
-            except ValueError:
-                pass
-        values = values.strings()
-    n = len(values)
-    try:
-        return np.fromiter(map(float, values), dtype=np.float64, count=n)
-    except ValueError:
-        out = np.empty(n, dtype=np.float64)
-        for i, s in enumerate(values):
-            out[i] = to_float(
-                s, path=path, line=lines[i], column=column, decimal_comma=decimal_comma
-            )
-        return out
-
-
-class Grow:
-    """A float64 column built chunk by chunk (list of arrays, concatenated once)."""
-
-    def __init__(self, dtype: type | np.dtype = np.float64) -> None:
-        self.parts: list[np.ndarray] = []
-        self.dtype = dtype
-
-    def add(self, arr: np.ndarray) -> None:
-        self.parts.append(np.asarray(arr, dtype=self.dtype))
-
-    def array(self) -> np.ndarray:
-        if not self.parts:
-            return np.zeros(0, dtype=self.dtype)
-        return np.concatenate(self.parts)
 
 
 class ByteCells:
     """One column of a block read by the vectorised path: its cells as a fixed-width ``S`` array.
 
     Indexing gives a cell as ``str`` (decoded like the text path decodes the file), so code
-    written for tuples of strings still reads it; :func:`floats` and :meth:`Labels.runs` use
-    the bytes directly.
+    written for tuples of strings still reads it; ``_numbers.floats`` and
+    ``_labels.Labels.runs`` use the bytes directly.
     """
 
     __slots__ = ("cells", "encoding")
@@ -642,147 +496,3 @@ class CsvChunks:
             values = [b.decode(enc, errors="replace") for b in chunks[0].dictionary.to_pylist()]
             out[i] = CodedCells(codes, values)
         return ArrowColumns(width, out), table.num_rows
-
-
-def check_time(
-    time_ms: np.ndarray,
-    lines: np.ndarray,
-    segment: np.ndarray | None,
-    path: str,
-    column: str | None = None,
-) -> int:
-    """Refuse time running backwards within a segment; return how many timestamps repeat.
-
-    Args:
-        time_ms: Sample times.
-        lines: Their line numbers (to name the first offending line).
-        segment: Ids of runs within which time must not decrease (None: the whole file).
-        path: The file, for the message.
-        column: The time column, for the message.
-
-    Returns:
-        The number of samples whose time equals the previous sample's (kept; reported).
-
-    Raises:
-        GazeFormatError: at the first sample whose time is earlier than the previous one's.
-    """
-    if len(time_ms) < 2:
-        return 0
-    dt = np.diff(time_ms)
-    same = np.ones(len(dt), dtype=bool) if segment is None else segment[1:] == segment[:-1]
-    bad = np.flatnonzero((dt < 0) & same)
-    if bad.size:
-        i = int(bad[0]) + 1
-        raise GazeFormatError(
-            f"time runs backwards: {time_ms[i]:g} ms after {time_ms[i - 1]:g} ms on line "
-            f"{int(lines[i - 1])} (edited or concatenated file?)",
-            path=path,
-            line=int(lines[i]),
-            column=column,
-        )
-    bad_nan = np.flatnonzero(~np.isfinite(time_ms))
-    if bad_nan.size:
-        raise GazeFormatError(
-            "a sample without a time", path=path, line=int(lines[bad_nan[0]]), column=column
-        )
-    return int(np.count_nonzero((dt == 0) & same))
-
-
-def stimulus_key(name: str) -> str:
-    """Reduce a stimulus name to an image key: drop folders, quotes and the file extension.
-
-    ``"../images/p10_s5.dcm"`` -> ``"p10_s5"``; a plain DICOM_ID stays as it is.
-    """
-    s = name.strip().strip("\"'")
-    s = re.split(r"[\\/]", s)[-1]
-    stem, dot, ext = s.rpartition(".")
-    if dot and stem and re.fullmatch(r"[A-Za-z][A-Za-z0-9]{1,4}", ext):
-        return stem
-    return s
-
-
-class Labels:
-    """Interns per-row labels (stimulus names) to small ints, keeping one entry per distinct run.
-
-    Rows name what was on screen (Tobii, Gazepoint, EGD-CXR); consecutive rows with the same
-    label form one :class:`Stimulus` interval. The label column's strings are not kept per row.
-    """
-
-    def __init__(self) -> None:
-        self.stimuli: list[Stimulus] = []
-        self._current: tuple[str, ...] | None = None
-
-    def runs(
-        self,
-        labels: tuple[str, ...] | ByteCells | CodedCells,
-        time_ms: np.ndarray,
-        dt_ms: float,
-        source: str,
-        make: Callable[[tuple[str, ...], int], Stimulus | None] | None = None,
-        session: tuple[str, ...] | ByteCells | CodedCells | None = None,
-    ) -> np.ndarray:
-        """Stimulus indices for one chunk of rows (-1 where the label is blank)."""
-        n = len(labels)
-        out = np.empty(n, dtype=np.int32)
-        if isinstance(labels, ByteCells | CodedCells) and (
-            session is None or type(session) is type(labels)
-        ):
-            # Vectorised: compare the bytes (or codes); decode only at run starts.
-            def cells(c: ByteCells | CodedCells) -> np.ndarray:
-                return c.cells if isinstance(c, ByteCells) else c.codes
-
-            diff = cells(labels)[1:] != cells(labels)[:-1]
-            if session is not None:
-                diff |= cells(session)[1:] != cells(session)[:-1]
-            change = [0, *(np.flatnonzero(diff) + 1).tolist(), n]
-            keys = None
-        else:
-            if isinstance(labels, ByteCells | CodedCells):
-                labels = labels.strings()
-            if isinstance(session, ByteCells | CodedCells):
-                session = session.strings()
-            keys = labels if session is None else tuple(zip(session, labels, strict=True))
-            # Boundaries where the label changes: Python loop only at run starts.
-            change = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]] + [n]
-        for a, b in itertools.pairwise(change):
-            if keys is not None:
-                key = keys[a]
-            else:
-                key = labels[a] if session is None else (session[a], labels[a])
-            label = labels[a].strip()
-            if not label:
-                self._close(time_ms[a - 1] + dt_ms if a > 0 else math.nan)
-                self._current = None
-                out[a:b] = -1
-                continue
-            ident = (key,) if session is None else key
-            if self._current != ident:
-                self._close(time_ms[a])
-                sess = session[a] if session is not None else ""
-                stim = Stimulus(
-                    name=label,
-                    key=stimulus_key(label),
-                    start_ms=float(time_ms[a]),
-                    end_ms=math.nan,
-                    source=source,
-                    session=sess,
-                )
-                if make is not None:
-                    stim = make(labels, a) or stim
-                    stim.session = sess
-                self.stimuli.append(stim)
-                self._current = ident
-            out[a:b] = len(self.stimuli) - 1
-            self.stimuli[-1].end_ms = float(time_ms[b - 1]) + dt_ms
-        return out
-
-    def _close(self, t: float) -> None:
-        if self._current is not None and self.stimuli and not math.isnan(t):
-            self.stimuli[-1].end_ms = max(self.stimuli[-1].end_ms, t)
-
-
-def as_path(path: str | os.PathLike[str] | io.IOBase) -> str:
-    """A filesystem path as ``str`` (readers take paths; uploads are saved to disk first)."""
-    if isinstance(path, io.IOBase):
-        raise TypeError("pass a path; save uploads to a file first")
-    return str(Path(path))

@@ -1,0 +1,416 @@
+"""From a read recording to per-image readings: choose or detect the fixations, map them into
+each image, grade the data; nothing is stored here (the caller stores :class:`Analysis`).
+
+>>> setup = ReadingSetup(screen_px=(1920, 1080), screen_mm=(527, 296), distance_mm=650)
+>>> out = analyse_recording(rec, setup, images={"p10_s5": (2500, 3000)})
+>>> [(r.key, len(r.duration), r.quality["grade"]) for r in out.readings]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ml.gaze.detection import IDTConfig, IVTConfig, detect_fixations
+from ml.gaze.geometry import DisplayGeometry
+from ml.gaze.mapping import match_stimuli
+from ml.gaze.quality import QualityThresholds, RowsByStimulus, quality_report
+from ml.gaze.recording import Fixations, GazeFormatError, GazeRecording, Samples, Stimulus
+from ml.gaze.screen import (
+    FALLBACK_PX_PER_DEG,
+    IMAGE_FRACTION_SPACES,
+    SCREEN_SPACES,
+    Placement,
+    fallback_px_per_deg,
+    image_fractions_on_screen,
+    image_rect,
+    to_image,
+)
+
+DETECTION_MODES = ("auto", "ivt", "idt")
+
+
+def detection_config(
+    method: str,
+    *,
+    velocity_deg_s: float | None = None,
+    dispersion_deg: float | None = None,
+    min_duration_ms: float | None = None,
+) -> IVTConfig | IDTConfig:
+    """I-DT parameters for ``method`` ``"idt"``, else I-VT's; the defaults where none is given."""
+    if method == "idt":
+        cfg = IDTConfig()
+        return IDTConfig(
+            dispersion_threshold=dispersion_deg or cfg.dispersion_threshold,
+            min_duration_ms=min_duration_ms or cfg.min_duration_ms,
+        )
+    cfg = IVTConfig()
+    return IVTConfig(
+        velocity_threshold=velocity_deg_s or cfg.velocity_threshold,
+        min_duration_ms=min_duration_ms or cfg.min_duration_ms,
+    )
+
+
+@dataclass(frozen=True)
+class ReadingSetup:
+    """What a session says about how its recordings were made.
+
+    Attributes:
+        screen_px: The screen's ``(width, height)`` (an export that states its own wins).
+        screen_mm: Its visible size in mm, or None.
+        distance_mm: The eye-to-screen distance in mm, or None.
+        placement: Where images were drawn (:class:`ml.gaze.screen.Placement`).
+        detection: ``"auto"``: vendor fixations where the export has them, else I-VT;
+            ``"ivt"`` / ``"idt"``: always detected from the samples.
+        config: The detection parameters (default: :func:`detection_config`'s for the method).
+        rate_hz: The declared sampling rate, or None (detection measures it).
+    """
+
+    screen_px: tuple[int, int]
+    screen_mm: tuple[float, float] | None = None
+    distance_mm: float | None = None
+    placement: Placement = field(default_factory=Placement)
+    detection: str = "auto"
+    config: IVTConfig | IDTConfig | None = None
+    rate_hz: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.detection not in DETECTION_MODES:
+            raise ValueError(f"detection must be one of {DETECTION_MODES}, not {self.detection!r}")
+
+    def geometry(self, screen_px: tuple[int, int] | None = None) -> DisplayGeometry:
+        """The display (``screen_px``: the export's own screen size, where it states one)."""
+        return DisplayGeometry(
+            screen_px=screen_px or self.screen_px,
+            screen_mm=self.screen_mm,
+            distance_mm=self.distance_mm,
+        )
+
+    def detection_config(self) -> IVTConfig | IDTConfig:
+        return self.config if self.config is not None else detection_config(self.detection)
+
+
+def in_sample_units(fx: Fixations, s: Samples) -> Fixations:
+    """Detected fixations with their positions in the samples' own units: the mean of the
+    fixation's valid samples (NaN where it has none)."""
+    t = s.time_ms
+    xs, ys = np.empty(len(fx)), np.empty(len(fx))
+    for k in range(len(fx)):
+        a = np.searchsorted(t, fx.start_ms[k], side="left")
+        b = np.searchsorted(t, fx.start_ms[k] + fx.duration_ms[k] - 1e-6, side="left")
+        sel = slice(a, max(b, a + 1))
+        ok = s.valid[sel]
+        xs[k] = np.nanmean(s.x[sel][ok]) if ok.any() else np.nan
+        ys[k] = np.nanmean(s.y[sel][ok]) if ok.any() else np.nan
+    return Fixations(fx.start_ms, fx.duration_ms, xs, ys, fx.stimulus, s.space, "detected")
+
+
+def recording_fixations(
+    rec: GazeRecording,
+    setup: ReadingSetup,
+    *,
+    geometry: DisplayGeometry,
+    screen_px: tuple[int, int],
+    image_sizes: dict[int, tuple[int, int]],
+    warnings: list[str],
+) -> Fixations:
+    """Vendor fixations when present (unless the setup asks for re-detection), else I-VT/I-DT
+    on the samples, in degrees where the geometry allows.
+
+    Samples in fractions of the image (``media_norm``, ``surface_norm``) are placed on the
+    screen first, through the rectangle each stimulus's image had there (``image_sizes``: the
+    matched images' sizes by stimulus index), so that thresholds in degrees mean degrees. Without
+    degrees, positions are scaled by the export's own pixels per degree (REFLACX) or by
+    :data:`~ml.gaze.screen.FALLBACK_PX_PER_DEG` (and ``warnings`` says so).
+
+    Raises:
+        GazeFormatError: neither fixations nor enough samples.
+    """
+    redetect = setup.detection in ("ivt", "idt")
+    if rec.fixations is not None and (not redetect or rec.samples is None):
+        if redetect:
+            warnings.append("re-detection asked for, but the export has no samples: vendor used")
+        return rec.fixations
+    if rec.samples is None or len(rec.samples) < 2:
+        raise GazeFormatError("the export has neither fixations nor enough samples", path=rec.path)
+    method = "idt" if setup.detection == "idt" else "ivt"
+    cfg = setup.detection_config()
+    s = rec.samples
+    rate = setup.rate_hz or None
+    if s.space in SCREEN_SPACES and geometry.has_angles:
+        return detect_fixations(s, method=method, geometry=geometry, config=cfg, rate_hz=rate)
+    if s.space in IMAGE_FRACTION_SPACES:
+        on_screen = image_fractions_on_screen(
+            s, rec.stimuli, placement=setup.placement, screen_px=screen_px,
+            image_sizes=image_sizes,
+        )  # fmt: skip
+        if geometry.has_angles:
+            fx = detect_fixations(
+                on_screen, method=method, geometry=geometry, config=cfg, rate_hz=rate
+            )
+            return in_sample_units(fx, s)
+        s_px = on_screen
+    else:
+        s_px = s
+    # No degrees from the geometry: scale positions to approximate degrees first.
+    extra = s.extra
+    if "angular_resolution_x_pixels_per_degree" in extra:  # REFLACX: image px per degree per row
+        ppd = (
+            extra["angular_resolution_x_pixels_per_degree"],
+            extra["angular_resolution_y_pixels_per_degree"],
+        )
+    else:
+        ppd = fallback_px_per_deg(s_px.space, geometry.screen_px)
+        warnings.append(
+            f"no screen size in mm or viewing distance: detection assumed "
+            f"{FALLBACK_PX_PER_DEG:g} px per degree"
+        )
+    px, py = (np.asarray(v, float) for v in ppd)
+    scaled = Samples(
+        s.time_ms, s_px.x / px, s_px.y / py, s.valid, s.pupil, s.stimulus, s.line, "deg"
+    )
+    return in_sample_units(detect_fixations(scaled, method=method, config=cfg, rate_hz=rate), s)
+
+
+def calibration_screens(
+    rec: GazeRecording,
+    geometry: DisplayGeometry,
+    screen_px: tuple[int, int],
+    rows: RowsByStimulus | None = None,
+) -> list[dict]:
+    """Error on calibration screens (EGD-CXR's: a dot at the screen centre): the median valid
+    gaze minus the centre, in px and, where the geometry allows, degrees.
+
+    Args:
+        rec: The recording (stimuli of source ``calibration`` are the screens).
+        geometry: The display.
+        screen_px: The screen's ``(width, height)``.
+        rows: The samples' rows per stimulus, when the caller has them.
+
+    Returns:
+        ``[{"name", "error_px"[, "error_deg"]}]``, one per screen with at least 3 valid samples.
+    """
+    s = rec.samples
+    out = []
+    if s is None or s.space not in SCREEN_SPACES:
+        return out
+    for i, st in enumerate(rec.stimuli):
+        if st.source != "calibration":
+            continue
+        if rows is not None:
+            sel = rows.rows(i)
+            sel = sel[s.valid[sel]]
+        else:
+            sel = np.flatnonzero((s.stimulus == i) & s.valid)
+        if sel.size < 3:
+            continue
+        x, y = s.x[sel], s.y[sel]
+        if s.space == "screen_norm":
+            x, y = x * screen_px[0], y * screen_px[1]
+        mx, my = float(np.median(x)), float(np.median(y))
+        cx, cy = (screen_px[0] - 1) / 2, (screen_px[1] - 1) / 2
+        row = {"name": st.name, "error_px": round(math.hypot(mx - cx, my - cy), 2)}
+        if geometry.has_angles:
+            dx, dy = geometry.pix2deg(np.array([mx]), np.array([my]))
+            row["error_deg"] = round(float(math.hypot(dx[0], dy[0])), 3)
+        out.append(row)
+    return out
+
+
+@dataclass
+class ImageReading:
+    """One image's reading in a recording: its fixations in image pixels, and its quality.
+
+    ``extra`` holds the per-fixation columns asked for (``analyse_recording(extra_columns=)``),
+    by their output names.
+    """
+
+    key: str
+    stimulus_name: str
+    start_ms: float | None
+    end_ms: float | None
+    source: str
+    quality: dict
+    start: np.ndarray
+    duration: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    on_image: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Analysis:
+    """A recording's readings, with what the caller reports beside them."""
+
+    readings: list[ImageReading] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    quality: dict = field(default_factory=dict)
+
+
+def _finite(v) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+def analyse_recording(
+    rec: GazeRecording,
+    setup: ReadingSetup,
+    *,
+    images: Mapping[str, tuple[int, int]],
+    thresholds: QualityThresholds | None = None,
+    image_key: str | None = None,
+    extra_columns: Mapping[str, str] | None = None,
+    name: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Analysis:
+    """Detect, map, match and grade a read recording.
+
+    Stimuli are matched to ``images`` by key; the stimuli of one image form one reading, mapped
+    through the rectangle of its first stimulus. The export's screen size, where it states one,
+    wins over the setup's (with a warning when they differ).
+
+    Args:
+        rec: What :func:`ml.gaze.read_recording` read (its stimuli may be set here: see
+            ``image_key``).
+        setup: The session's display, placement and detection.
+        images: The candidate images' ``(width, height)`` by key.
+        thresholds: The quality grade's thresholds.
+        image_key: The image of an export that names none (everything is a reading of it).
+        extra_columns: Per-fixation columns of the export to carry into the readings, as
+            ``{output name: export column}``.
+        name: The file's name, for messages.
+        progress: Called with a percentage (45 to 80) as the work advances.
+
+    Raises:
+        GazeFormatError: an export that names no image, or has no usable gaze.
+    """
+    progress = progress or (lambda p: None)
+    extra_columns = extra_columns or {}
+    out = Analysis(warnings=list(rec.warnings))
+    screen_px = tuple(rec.screen_size_px or setup.screen_px)
+    if rec.screen_size_px and tuple(rec.screen_size_px) != tuple(setup.screen_px):
+        out.warnings.append(
+            f"the export states a {screen_px[0]}x{screen_px[1]} screen; the session says "
+            f"{setup.screen_px[0]}x{setup.screen_px[1]}: the export's was used"
+        )
+    geometry = setup.geometry(screen_px)
+    if image_key and not rec.stimuli:
+        # Exports that name no image: everything is a reading of the image the uploader named.
+        rec.stimuli = [Stimulus(image_key, image_key, math.nan, math.nan, "upload option")]
+        if rec.samples is not None:
+            rec.samples.stimulus[:] = 0
+        if rec.fixations is not None:
+            rec.fixations.stimulus[:] = 0
+    if not rec.stimuli:
+        raise GazeFormatError(
+            "the export names no image (no stimulus, trial or media): upload it with the "
+            "option image_key naming the image",
+            path=name,
+        )
+    match = match_stimuli(rec.stimuli, list(images), skip_sources=("calibration",))
+    sizes = {i: tuple(images[key]) for i, key in match.matched.items()}
+    fx = recording_fixations(
+        rec, setup, geometry=geometry, screen_px=screen_px, image_sizes=sizes,
+        warnings=out.warnings,
+    )  # fmt: skip
+    progress(45)
+    out.unmatched = match.unmatched
+    groups: dict[str, list[int]] = {}
+    for i, key in match.matched.items():
+        groups.setdefault(key, []).append(i)
+    s = rec.samples
+    all_on: list[np.ndarray] = []
+    n_groups = max(1, len(groups))
+    # Rows per stimulus from one sort: per image work is then O(its rows), not O(all rows).
+    fx_rows = RowsByStimulus(fx.stimulus, len(rec.stimuli))
+    s_rows = RowsByStimulus(s.stimulus, len(rec.stimuli)) if s is not None else None
+    for g, (key, idxs) in enumerate(groups.items()):
+        size = tuple(images[key])
+        first = rec.stimuli[idxs[0]]
+        rect = image_rect(setup.placement, stimulus=first, image_size=size, screen_px=screen_px)
+        fsel = fx_rows.rows(idxs)
+        pts = to_image(
+            fx.x[fsel], fx.y[fsel], space=fx.space, rect=rect, image_size=size,
+            screen_px=screen_px,
+        )  # fmt: skip
+        on_samples = None
+        if s is not None:
+            ssel = s_rows.rows(idxs)
+            sp = to_image(
+                s.x[ssel], s.y[ssel], space=s.space, rect=rect, image_size=size,
+                screen_px=screen_px,
+            )  # fmt: skip
+            on_samples = sp.on_image
+            all_on.append(sp.on_image[s.valid[ssel]])
+        reports = [
+            quality_report(
+                rec,
+                stimulus=i,
+                on_image=on_samples if len(idxs) == 1 else None,
+                fixations=fx,
+                thresholds=thresholds,
+                sample_rows=s_rows.rows(i) if s_rows is not None else None,
+                fixation_rows=fx_rows.rows(i),
+            )
+            for i in idxs
+        ]
+        q = max(reports, key=lambda r: ("good", "usable", "poor").index(r.grade)).as_dict()
+        q["fixation_count"] = int(fsel.size)
+        durations = fx.duration_ms[fsel]
+        q["mean_fixation_ms"] = float(np.mean(durations)) if durations.size else None
+        q["image_rect"] = [round(v, 3) for v in (rect.left, rect.top, rect.width, rect.height)]
+        starts = [st.start_ms for st in (rec.stimuli[i] for i in idxs)]
+        ends = [st.end_ms for st in (rec.stimuli[i] for i in idxs)]
+        start = np.nanmin(starts) if np.isfinite(starts).any() else None
+        end = np.nanmax(ends) if np.isfinite(ends).any() else None
+        if start is None and fsel.size:
+            start = float(np.nanmin(fx.start_ms[fsel]))
+        if end is None and fsel.size:
+            end = float(np.nanmax(fx.end_ms[fsel]))
+        out.readings.append(
+            ImageReading(
+                key=key,
+                stimulus_name=first.name[:500],
+                start_ms=_finite(start),
+                end_ms=_finite(end),
+                source=fx.source,
+                quality=q,
+                start=fx.start_ms[fsel],
+                duration=fx.duration_ms[fsel],
+                x=pts.x,
+                y=pts.y,
+                on_image=pts.on_image,
+                extra={
+                    out_name: np.asarray(fx.extra[column], float)[fsel]
+                    for out_name, column in extra_columns.items()
+                    if column in fx.extra
+                },
+            )
+        )
+        step = 45 + int(35 * (g + 1) / n_groups)
+        if step != 45 + int(35 * g / n_groups):  # one update per percent, not per image
+            progress(step)
+    stray = int((fx.stimulus < 0).sum())
+    if stray:
+        out.warnings.append(f"{stray} fixation(s) fall outside every stimulus and were left out")
+    whole = quality_report(
+        rec,
+        on_image=np.concatenate(all_on) if all_on else None,
+        fixations=fx,
+        thresholds=thresholds,
+    ).as_dict()
+    whole["format"] = rec.format
+    whole["tracker"] = rec.tracker
+    whole["fixation_source"] = fx.source
+    whole["stimuli"] = len(rec.stimuli)
+    whole["readings"] = len(out.readings)
+    whole["calibration_screens"] = calibration_screens(rec, geometry, screen_px, s_rows)
+    if whole["calibration_screens"] and whole["validation_error_deg"] is None:
+        errs = [c["error_deg"] for c in whole["calibration_screens"] if "error_deg" in c]
+        whole["validation_error_deg"] = round(float(np.median(errs)), 3) if errs else None
+    out.quality = whole
+    return out
