@@ -38,6 +38,10 @@ def server_error_response(request: HttpRequest) -> JsonResponse:
     return response
 
 
+def _is_html(response: HttpResponse) -> bool:
+    return response.get("Content-Type", "").startswith("text/html")
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -45,6 +49,15 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         rid = request_id_of(request)
         response = self.get_response(request)
+        if request.path.startswith("/api/") and _is_html(response):
+            # Django's own pages for a path no route matches (or an error raised outside any
+            # view): in development its HTML debug pages. The API answers in its one shape.
+            if response.status_code == 404:
+                response = JsonResponse(
+                    error_body("not_found", f"No API route at {request.path}."), status=404
+                )
+            elif response.status_code >= 500:
+                response = server_error_response(request)
         response["X-Request-ID"] = rid
         return response
 

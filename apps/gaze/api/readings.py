@@ -194,7 +194,10 @@ class ReadingViewSet(
         responses={(200, "application/json"): FixationSerializer(many=True),
                    (200, "text/csv"): OpenApiTypes.STR},
     )  # fmt: skip
-    @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, CSVRenderer])
+    @action(
+        detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, CSVRenderer],
+        pagination_class=None, filter_backends=[],
+    )  # fmt: skip
     def fixations(self, request, pk=None):
         """The reading's fixations in image pixels, in order (the scanpath)."""
         reading = self.get_object()
@@ -234,7 +237,12 @@ class FixationViewSet(
     serializer_class = FixationSerializer
     filterset_class = FixationFilter
     ordering_fields = ["reading", "index", "start_ms", "duration_ms"]
-    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
+
+    def get_renderers(self):
+        # CSV is the list's alternative only; one fixation is JSON.
+        if self.action == "list":
+            return [renderers.JSONRenderer(), CSVRenderer()]
+        return [renderers.JSONRenderer()]
 
     @extend_schema(
         parameters=[_CSV_PARAM],

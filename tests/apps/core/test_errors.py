@@ -51,3 +51,26 @@ def test_a_page_bug_is_not_turned_into_json(boom_urls, settings):
     response = Client(raise_request_exception=False).get("/test-page-boom/")
     assert response.status_code == 500
     assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_an_unknown_api_path_is_a_json_404_in_development_too(settings, debug, db):
+    settings.DEBUG = debug
+    response = Client().get("/api/v1/no-such-route/")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    page = Client().get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_an_error_of_a_view_that_renders_csv_or_png_is_json(personas):
+    from tests.conftest import client_for
+
+    api = client_for(personas.viewer_a)
+    bad = api.get("/api/v1/fixations/?format=csv&reading=not-a-number")
+    assert bad.status_code == 400 and bad["Content-Type"] == "application/json"
+    assert bad.json()["error"]["fields"]
+    missing = api.get("/api/v1/images/999999/preview/")
+    assert missing.status_code == 404 and missing["Content-Type"] == "application/json"
+    one = api.get("/api/v1/fixations/999999/?format=csv")
+    assert one.status_code == 404 and one["Content-Type"] == "application/json"
