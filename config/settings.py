@@ -7,6 +7,7 @@ SQLite and kombu's filesystem broker under ``var/``, DEBUG on, a secret key gene
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -55,11 +56,15 @@ INSTALLED_APPS = [
     "apps.labs",
     "apps.imaging",
     "apps.gaze",
+    "axes",  # login lockout (see "Accounts and security" below)
+    "csp",  # Content-Security-Policy (ditto)
 ]
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "apps.labs.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.labs.middleware.CurrentLabMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into the 429 page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -231,9 +237,16 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents its 4xx/5xx answers in the one error shape (apps/core/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "apps.labs.roles.Role",
         "RecordingStatusEnum": "apps.gaze.models.Recording.Status",
+        "UploadBatchStatusEnum": "apps.imaging.models.UploadBatch.Status",
+        "UploadBatchFileStatusEnum": "apps.imaging.models.UploadBatchFile.Status",
     },
 }
 
@@ -277,6 +290,93 @@ CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4, minimum=1)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_PING_TIMEOUT = 2.0
+
+# --- Accounts and security ------------------------------------------------------------------
+# Invitations: lab admins invite by e-mail or username; the link works this many days.
+LAB_INVITATION_DAYS = env_int("LAB_INVITATION_DAYS", 7, minimum=1)
+# Mail (invitation links). The console backend prints mails to the log: set EMAIL_BACKEND to
+# django.core.mail.backends.smtp.EmailBackend and the EMAIL_HOST settings in production.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default="CXR gaze <noreply@localhost>")
+
+# The cache holds the API token throttle's counters. Default: memory, per process; with several
+# web processes (gunicorn workers, machines) set a shared cache, e.g. redis://host:6379/1.
+_cache_url = env_str("CACHE_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Reverse proxies in front of the web server that append the client's address to
+# X-Forwarded-For (1 behind the compose file's TLS proxy): the lockouts count per client address.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# Sign-in lockout (django-axes): after LOGIN_FAILURE_LIMIT failures for one username (from any
+# address: a guesser spread over many machines), or from one address (over any usernames: a
+# spray), sign-in for it is refused with a 429 page until LOGIN_COOLOFF_MINUTES have passed
+# without a further failure. Unknown usernames count like known ones (no oracle).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out attempts
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "apps.labs.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.labs.security.login_locked_out"
+AXES_RESET_ON_SUCCESS = False  # a success of one's own account must not clear an address's count
+AXES_VERBOSE = False
+
+# API tokens: after this many failed token attempts from one address within the window
+# (seconds), token requests from that address are answered 429 until the window ends.
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1)
+API_TOKEN_FAILURE_WINDOW = env_int("API_TOKEN_FAILURE_WINDOW", 300, minimum=1)
+
+# Content-Security-Policy (django-csp) on every response: scripts, styles, images and
+# connections from this site only. Styles also allow inline, because Plotly.js injects <style>
+# elements and sets style attributes; no inline script runs anywhere. Workers from blob: are
+# ReDoc's search.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Browser features no page uses are switched off.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+        "xr-spatial-tracking",
+    )
+)
 
 LOGGING = {
     "version": 1,

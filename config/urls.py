@@ -1,8 +1,24 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from apps.core import api as core_api
+
+
+def _superusers_only(request) -> bool:
+    """The admin site shows every lab's rows and every token hash: superusers only.
+
+    Staff who are not superusers get the admin's sign-in page (as anyone without access does).
+    """
+    user = request.user
+    return user.is_active and user.is_staff and user.is_superuser
+
+
+admin.site.has_permission = _superusers_only
 
 api_v1 = [
     path("", include("apps.labs.urls_api")),
@@ -10,7 +26,8 @@ api_v1 = [
     path("", include("apps.gaze.urls_api")),
     path("health/", include("apps.core.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
 

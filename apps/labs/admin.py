@@ -1,7 +1,9 @@
+"""The admin site (superusers only: see ``config/urls.py``)."""
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from apps.labs.models import ApiToken, Lab, Membership, User
+from apps.labs.models import ApiToken, Invitation, Lab, Membership, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -27,3 +29,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["name", "user", "prefix", "created_at", "expires_at", "revoked_at"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
     search_fields = ["name", "prefix", "user__username"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["lab", "email", "username", "role", "created_at", "expires_at", "accepted_at"]
+    list_filter = ["role"]
+    readonly_fields = ["token_hash", "created_at", "accepted_at", "accepted_by", "invited_by"]
+    search_fields = ["lab__name", "email", "username"]

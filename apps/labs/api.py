@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import StrictModelSerializer, StrictSerializer
+from apps.core.api import StrictModelSerializer, StrictSerializer, error_body
 from apps.labs import selectors, services
-from apps.labs.models import ApiToken, Lab, Membership, User
-from apps.labs.roles import Action, Role
-from apps.labs.tenancy import LabScopedMixin, UserOwnedMixin
+from apps.labs.models import ApiToken, Invitation, Lab, Membership, User
+from apps.labs.roles import Action, Role, role_allows
+from apps.labs.tenancy import TENANT_FILTER_BACKENDS, LabScopedMixin, UserOwnedMixin
 
 
 class LabSerializer(StrictModelSerializer):
@@ -37,6 +39,7 @@ class LabViewSet(LabScopedMixin, viewsets.ModelViewSet):
     serializer_class = LabSerializer
     lab_field = "pk"
     write_action = Action.MANAGE_MEMBERS
+    filter_backends = TENANT_FILTER_BACKENDS
     filterset_fields = ["slug"]
     ordering_fields = ["name", "created_at"]
 
@@ -58,18 +61,35 @@ class LabViewSet(LabScopedMixin, viewsets.ModelViewSet):
 
 
 class MemberUserSerializer(serializers.ModelSerializer):
+    email = serializers.SerializerMethodField(
+        help_text="Shown to the admins of a lab the person belongs to (and to the person); "
+        "null for everyone else."
+    )
+
     class Meta:
         model = User
         fields = ["id", "username", "email", "first_name", "last_name"]
 
+    @extend_schema_field(serializers.EmailField(allow_null=True))
+    def get_email(self, user: User) -> str | None:
+        return user.email if self.context.get("show_email") else None
+
 
 class MembershipSerializer(serializers.ModelSerializer):
-    user = MemberUserSerializer(read_only=True)
+    user = serializers.SerializerMethodField()
 
     class Meta:
         model = Membership
         fields = ["id", "lab", "user", "role", "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field(MemberUserSerializer)
+    def get_user(self, membership: Membership) -> dict:
+        request = self.context["request"]
+        show_email = membership.user_id == request.user.pk or role_allows(
+            self.context["lab_roles"].get(membership.lab_id), Action.MANAGE_MEMBERS
+        )
+        return MemberUserSerializer(membership.user, context={"show_email": show_email}).data
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -80,51 +100,33 @@ class UserLabField(serializers.PrimaryKeyRelatedField):
         return selectors.lab_list_for_user(user=self.context["request"].user)
 
 
-class MembershipCreateSerializer(StrictSerializer):
-    lab = UserLabField()
-    user = serializers.CharField(
-        max_length=254, help_text="Username or e-mail of an existing user."
-    )
-    role = serializers.ChoiceField(choices=Role.choices)
-
-    def validate_user(self, value: str) -> User:
-        user = User.objects.filter(
-            Q(username=value) | Q(email__iexact=value), is_active=True
-        ).first()
-        if user is None:
-            raise serializers.ValidationError(
-                f"No active user with the username or e-mail {value!r}."
-            )
-        return user
-
-
 class MembershipUpdateSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
 class MembershipViewSet(LabScopedMixin, viewsets.ModelViewSet):
-    """Members of your labs. Lab admins add, re-role and remove them; any member may leave."""
+    """Members of your labs. Lab admins re-role and remove them; any member may leave.
+
+    Nobody is added without their consent: people join through invitations
+    (``/api/v1/invitations/``), so there is no POST here.
+    """
 
     queryset = Membership.objects.select_related("user", "lab")
     serializer_class = MembershipSerializer
     write_action = Action.MANAGE_MEMBERS
+    filter_backends = TENANT_FILTER_BACKENDS
     filterset_fields = ["lab", "role", "user"]
     ordering_fields = ["created_at", "role"]
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "lab_roles": self.lab_roles()}
 
     def allows(self, obj, action: Action) -> bool:
         # Leaving a lab needs no admin role; the service still guards the last admin.
         if self.action == "destroy" and obj.user_id == self.request.user.pk:
             return True
         return super().allows(obj, action)
-
-    @extend_schema(request=MembershipCreateSerializer, responses={201: MembershipSerializer})
-    def create(self, request, *args, **kwargs):
-        data = MembershipCreateSerializer(data=request.data, context=self.get_serializer_context())
-        data.is_valid(raise_exception=True)
-        self.require_lab_action(data.validated_data["lab"])
-        membership = services.membership_add(actor=request.user, **data.validated_data)
-        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=MembershipUpdateSerializer, responses=MembershipSerializer)
     def partial_update(self, request, *args, **kwargs):
@@ -134,10 +136,146 @@ class MembershipViewSet(LabScopedMixin, viewsets.ModelViewSet):
         membership = services.membership_change_role(
             membership=membership, actor=request.user, role=data.validated_data["role"]
         )
-        return Response(MembershipSerializer(membership).data)
+        return Response(self.get_serializer(membership).data)
 
     def perform_destroy(self, instance):
         services.membership_remove(membership=instance, actor=self.request.user)
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+
+def accept_url(request, token: str) -> str:
+    """The absolute link that accepts the invitation of ``token``."""
+    return request.build_absolute_uri(reverse("invitation-accept", args=[token]))
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    invited_by = serializers.CharField(
+        source="invited_by.username", read_only=True, allow_null=True, default=None
+    )
+    status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "lab",
+            "role",
+            "email",
+            "username",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "status",
+        ]
+        read_only_fields = fields
+
+
+class InvitationCreateSerializer(StrictSerializer):
+    lab = UserLabField()
+    invitee = serializers.CharField(
+        max_length=254,
+        help_text="An e-mail address (whoever holds the link may accept) or a username (only "
+        "that account may accept).",
+    )
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class InvitationCreatedSerializer(InvitationSerializer):
+    accept_url = serializers.CharField(
+        read_only=True,
+        help_text="The link that accepts the invitation; shown only this once (it is also "
+        "e-mailed where an address is known).",
+    )
+
+    class Meta(InvitationSerializer.Meta):
+        fields = [*InvitationSerializer.Meta.fields, "accept_url"]
+        read_only_fields = fields
+
+
+class InvitationAcceptSerializer(StrictSerializer):
+    token = serializers.CharField(max_length=200, help_text="The token at the end of the link.")
+
+
+class InvitationViewSet(
+    LabScopedMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Invitations to your labs (lab admins): the list shows pending ones; DELETE withdraws one.
+
+    The answer to a POST is the same whether or not a username exists: an invitation to a
+    username that has no account is kept pending and never delivered.
+    """
+
+    queryset = Invitation.objects.select_related("lab", "invited_by")
+    serializer_class = InvitationSerializer
+    write_action = Action.MANAGE_MEMBERS
+    filter_backends = TENANT_FILTER_BACKENDS
+    filterset_fields = ["lab", "role"]
+    ordering_fields = ["created_at", "expires_at"]
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "list":
+            # Invitations name e-mail addresses: only the lab's admins see them.
+            admin_labs = [
+                lab
+                for lab, role in self.lab_roles().items()
+                if role_allows(role, Action.MANAGE_MEMBERS)
+            ]
+            queryset = queryset.filter(
+                lab__in=admin_labs,
+                accepted_at__isnull=True,
+                revoked_at__isnull=True,
+                expires_at__gt=timezone.now(),
+            )
+        return queryset
+
+    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        data = InvitationCreateSerializer(data=request.data, context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        self.require_lab_action(data.validated_data["lab"])
+        invitation, url = services.invitation_create(
+            actor=request.user,
+            build_url=lambda token: accept_url(request, token),
+            **data.validated_data,
+        )
+        invitation.accept_url = url
+        return Response(
+            InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED
+        )
+
+    def perform_destroy(self, instance):
+        services.invitation_revoke(invitation=instance, actor=self.request.user)
+
+
+class InvitationAcceptView(APIView):
+    """Accept an invitation for your own account: ``{"token": ...}`` from the link."""
+
+    tenancy = "user"
+
+    @extend_schema(request=InvitationAcceptSerializer, responses={201: MembershipSerializer})
+    def post(self, request):
+        data = InvitationAcceptSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            membership = services.invitation_accept(
+                token=data.validated_data["token"], user=request.user
+            )
+        except services.InvitationUnusable as exc:
+            if exc.status == 404:
+                raise NotFound(str(exc)) from None
+            return Response(error_body("gone", str(exc)), status=status.HTTP_410_GONE)
+        context = {"request": request, "lab_roles": {membership.lab_id: membership.role}}
+        return Response(
+            MembershipSerializer(membership, context=context).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
@@ -187,6 +325,7 @@ class ApiTokenViewSet(
 
     queryset = ApiToken.objects.all()
     serializer_class = ApiTokenSerializer
+    filter_backends = TENANT_FILTER_BACKENDS
     filterset_fields = ["revoked_at"]
     ordering_fields = ["created_at", "name"]
 
@@ -220,11 +359,8 @@ class MeSerializer(StrictModelSerializer):
         fields = ["id", "username", "email", "first_name", "last_name", "memberships"]
         read_only_fields = ["id", "username", "memberships"]
 
-    def validate_email(self, value: str) -> str:
-        taken = User.objects.filter(email__iexact=value).exclude(pk=self.instance.pk)
-        if value and taken.exists():
-            raise serializers.ValidationError("Another account uses this e-mail address.")
-        return value
+    # An e-mail address identifies nobody here (no one is found or added by it), so a taken
+    # address is not refused: refusing it would tell the caller that someone uses it.
 
 
 class MeView(APIView):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.labs.models import User
@@ -29,22 +30,23 @@ class LabCreateForm(forms.Form):
     )
 
 
-class MembershipAddForm(forms.Form):
-    user = forms.CharField(
+class InvitationForm(forms.Form):
+    invitee = forms.CharField(
         max_length=254,
-        label="Username or e-mail",
-        help_text="The person must already have an account.",
+        label="E-mail or username",
+        help_text="An e-mail address (whoever receives the link may accept it, with a new or an "
+        "existing account) or the username of an existing account (only that account may "
+        "accept). Nobody joins until they accept.",
     )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.READER)
 
-    def clean_user(self) -> User:
-        value = self.cleaned_data["user"].strip()
-        active = User.objects.filter(is_active=True)
-        # An exact username wins over an e-mail match, so one string names one person.
-        user = active.filter(username=value).first() or active.filter(email__iexact=value).first()
-        if user is None:
-            raise ValidationError(f"No active user with the username or e-mail “{value}”.")
-        return user
+
+class InvitationSignupForm(UserCreationForm):
+    """A new account for the invitee of an e-mail invitation: a username and a password."""
+
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ["username"]
 
 
 class MembershipRoleForm(forms.Form):

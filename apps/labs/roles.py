@@ -18,9 +18,9 @@ class Action(StrEnum):
     READ = "read"  # see the lab's data: images, sessions, models, dashboards
     UPLOAD_OWN = "upload_own"  # upload reading sessions in which one is the reader
     WRITE = "write"  # create, change and delete the lab's data; start training and evaluation
-    MANAGE_MEMBERS = (
-        "manage_members"  # add and remove members, change roles, edit or delete the lab
-    )
+    # invite and remove members, change roles, see members' e-mail addresses and the pending
+    # invitations, edit or delete the lab (nobody joins without accepting an invitation)
+    MANAGE_MEMBERS = "manage_members"
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from apps.labs.models import ApiToken, Lab, Membership, User
+from apps.labs.models import ApiToken, Invitation, Lab, Membership, User
 
 
 def lab_list_for_user(*, user: User) -> QuerySet[Lab]:
@@ -37,6 +38,23 @@ def membership_list(*, user: User, lab: Lab | None = None) -> QuerySet[Membershi
     if lab is not None:
         memberships = memberships.filter(lab=lab)
     return memberships
+
+
+def invitation_list(*, user: User) -> QuerySet[Invitation]:
+    """Invitations to the labs ``user`` belongs to (whether ``user`` may manage them or not)."""
+    return Invitation.objects.filter(lab__in=lab_list_for_user(user=user)).select_related(
+        "lab", "invited_by"
+    )
+
+
+def invitation_list_pending(*, user: User, lab: Lab) -> QuerySet[Invitation]:
+    """The pending invitations of ``lab``, if ``user`` belongs to it: newest first."""
+    return invitation_list(user=user).filter(
+        lab=lab,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
 
 
 def api_token_list(*, user: User) -> QuerySet[ApiToken]:

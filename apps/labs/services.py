@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from apps.labs.models import ApiToken, Lab, Membership, User
+from apps.labs.models import ApiToken, Invitation, Lab, Membership, User
 from apps.labs.roles import Action, Role, role_allows
 from apps.labs.selectors import membership_role
 
 TOKEN_PREFIX = "cxr_"
+
+log = logging.getLogger(__name__)
 
 
 def require_action(*, user: User, lab: Lab, action: Action) -> None:
@@ -67,9 +73,13 @@ def _admin_count(lab: Lab) -> int:
 
 
 @transaction.atomic
-def membership_add(*, lab: Lab, actor: User, user: User, role: str) -> Membership:
-    """Add ``user`` to ``lab`` with ``role`` (lab admins)."""
-    require_action(user=actor, lab=lab, action=Action.MANAGE_MEMBERS)
+def membership_create_trusted(*, lab: Lab, user: User, role: str) -> Membership:
+    """Put ``user`` into ``lab`` with ``role`` without asking them.
+
+    For trusted internal callers only (management commands, fixtures, and the acceptance of an
+    invitation): no request reaches this directly, since nobody may be added to a lab without
+    their consent. Lab admins invite (``invitation_create``); the invitee accepts.
+    """
     if Membership.objects.filter(lab=lab, user=user).exists():
         raise ValidationError({"user": f"{user.username} is already a member of {lab.name}."})
     return Membership.objects.create(lab=lab, user=user, role=Role(role))
@@ -162,5 +172,195 @@ def api_token_purge(*, older_than_days: int = 30) -> int:
     deleted, _ = (
         ApiToken.objects.filter(revoked_at__lt=cutoff)
         | ApiToken.objects.filter(expires_at__lt=cutoff)
+    ).delete()
+    return deleted
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+
+class InvitationUnusable(Exception):
+    """The invitation link cannot be used; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def invitation_create(
+    *,
+    lab: Lab,
+    actor: User,
+    invitee: str,
+    role: str,
+    build_url: Callable[[str], str],
+) -> tuple[Invitation, str]:
+    """Invite ``invitee`` (an e-mail address, or a username) to ``lab`` as ``role`` (lab admins).
+
+    Returns the invitation and its accept link, which is shown to the admin once (only its hash
+    is stored) so that a lab without mail can pass it on. The link is also mailed: to the address
+    for an e-mail invitation, to the account's address for a username invitation. The answer is
+    the same whether or not the username exists: an invitation to a username that no active
+    account has is stored like any other and simply never delivered, nor can it be accepted.
+    """
+    require_action(user=actor, lab=lab, action=Action.MANAGE_MEMBERS)
+    invitee = invitee.strip()
+    email = username = ""
+    invited_user = None
+    if "@" in invitee:
+        try:
+            validate_email(invitee)
+        except ValidationError:
+            raise ValidationError(
+                {"invitee": "Enter a valid e-mail address or a username."}
+            ) from None
+        email = invitee
+    else:
+        if not invitee or len(invitee) > 150:
+            raise ValidationError({"invitee": "Enter a valid e-mail address or a username."})
+        username = invitee
+        invited_user = User.objects.filter(username=username, is_active=True).first()
+        # The admin sees the lab's members, so saying this tells them nothing new.
+        if (
+            invited_user is not None
+            and Membership.objects.filter(lab=lab, user=invited_user).exists()
+        ):
+            raise ValidationError({"invitee": f"{username} is already a member of {lab.name}."})
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        lab=lab,
+        role=Role(role),
+        email=email,
+        username=username,
+        invited_user=invited_user,
+        invited_by=actor,
+        token_hash=_hash_key(token),
+        expires_at=timezone.now() + timedelta(days=settings.LAB_INVITATION_DAYS),
+    )
+    url = build_url(token)
+    address = email or (invited_user.email if invited_user is not None else "")
+    if address:
+        _invitation_send(invitation=invitation, address=address, url=url)
+    return invitation, url
+
+
+def _invitation_send(*, invitation: Invitation, address: str, url: str) -> None:
+    inviter = invitation.invited_by
+    who = (inviter.get_full_name() or inviter.username) if inviter else "A lab admin"
+    role = Role(invitation.role).label.lower()
+    body = (
+        f"{who} invites you to join the lab {invitation.lab.name} on the CXR gaze platform "
+        f"as {role}.\n\n"
+        f"Open this link to accept (it works once, until "
+        f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n\n{url}\n\n"
+        "If you did not expect this invitation, ignore this message: nothing happens unless "
+        "you accept it.\n"
+    )
+    try:
+        send_mail(
+            f"Invitation to join {invitation.lab.name}",
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            [address],
+        )
+    except Exception:  # the admin has the link anyway; a mail server's failure is no 500
+        log.exception("Could not send invitation %s by e-mail", invitation.pk)
+
+
+def invitation_revoke(*, invitation: Invitation, actor: User) -> Invitation:
+    """Withdraw an invitation (lab admins); its link stops working. It stays as revoked."""
+    require_action(user=actor, lab=invitation.lab, action=Action.MANAGE_MEMBERS)
+    if invitation.revoked_at is None and invitation.accepted_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+    return invitation
+
+
+def invitation_find(*, token: str) -> Invitation:
+    """The usable invitation of the link ``token``; raise ``InvitationUnusable`` otherwise."""
+    invitation = (
+        Invitation.objects.select_related("lab", "invited_by", "invited_user")
+        .filter(token_hash=_hash_key(token))
+        .first()
+        if token and len(token) <= 200
+        else None
+    )
+    if invitation is None:
+        raise InvitationUnusable(
+            "This invitation link is not valid. Check that it is complete.", 404
+        )
+    status = invitation.status
+    if status == "accepted":
+        raise InvitationUnusable("This invitation has already been used.", 410)
+    if status == "revoked":
+        raise InvitationUnusable("This invitation was withdrawn by the lab's admin.", 410)
+    if status == "expired":
+        raise InvitationUnusable(
+            "This invitation has expired. Ask the lab's admin for a new one.", 410
+        )
+    return invitation
+
+
+def invitation_check_acceptor(*, invitation: Invitation, user: User) -> None:
+    """Raise ``PermissionDenied`` or ``ValidationError`` unless ``user`` may accept now."""
+    if invitation.username and invitation.invited_user_id != user.pk:
+        raise PermissionDenied(
+            "This invitation is addressed to another account. Sign in as that account to accept it."
+        )
+    if Membership.objects.filter(lab=invitation.lab, user=user).exists():
+        raise ValidationError(f"You are already a member of {invitation.lab.name}.")
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User) -> Membership:
+    """Accept the invitation of the link ``token`` for ``user``'s own account.
+
+    An invitation to a username is for that account only; one to an e-mail address is for
+    whoever holds the link (the link is the proof, not the account's e-mail field). Raises
+    ``InvitationUnusable`` (not found, used, withdrawn, expired), ``PermissionDenied`` (another
+    account's invitation) or ``ValidationError`` (already a member).
+    """
+    found = invitation_find(token=token)
+    # Lock the row so that one link makes one membership, even when clicked twice at once.
+    invitation = Invitation.objects.select_for_update().get(pk=found.pk)
+    if not invitation.is_pending:
+        raise InvitationUnusable("This invitation has already been used.", 410)
+    invitation_check_acceptor(invitation=found, user=user)
+    membership = membership_create_trusted(lab=found.lab, user=user, role=invitation.role)
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    return membership
+
+
+@transaction.atomic
+def invitation_accept_with_new_account(
+    *, token: str, username: str, password: str
+) -> tuple[User, Membership]:
+    """Create an account (for an e-mail invitation) and accept the invitation with it, at once.
+
+    The caller has validated the username and the password (the sign-up form does).
+    """
+    invitation = invitation_find(token=token)
+    if invitation.username:
+        raise PermissionDenied(
+            "This invitation is addressed to an existing account. Sign in as that account to "
+            "accept it."
+        )
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": "A user with that username already exists."})
+    user = User(username=username, email=invitation.email)
+    user.set_password(password)
+    user.save()
+    return user, invitation_accept(token=token, user=user)
+
+
+def invitation_purge(*, older_than_days: int = 30) -> int:
+    """Delete invitations used, withdrawn or expired more than ``older_than_days`` ago."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = (
+        Invitation.objects.filter(accepted_at__lt=cutoff)
+        | Invitation.objects.filter(revoked_at__lt=cutoff)
+        | Invitation.objects.filter(expires_at__lt=cutoff)
     ).delete()
     return deleted

@@ -9,9 +9,15 @@ not leak. The tenancy test walks every registered route and holds each to this.
 
 from __future__ import annotations
 
+import django_filters
+from django import forms
+from django.db import models
 from django.db.models import QuerySet
+from django_filters.filterset import FILTER_FOR_DBFIELD_DEFAULTS
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import permissions
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.filters import OrderingFilter
 
 from apps.labs.models import Lab
 from apps.labs.roles import Action, role_allows
@@ -79,3 +85,55 @@ class UserOwnedMixin:
 
     def get_queryset(self):
         return super().get_queryset().filter(**{self.user_field: self.request.user})
+
+
+# --- Filters that do not tell another lab's ids from ids that do not exist ------------------
+#
+# django-filter's default filter for a foreign key (``?lab=3``, ``?reader=7``) checks the id
+# against every row of the related table: an id that exists nowhere is a 400 ("Select a valid
+# choice"), while another lab's id passes and filters the (already scoped) list to nothing. That
+# difference tells anyone which ids exist in other labs. These filters take the id as a plain
+# number and filter the scoped queryset with it, so both answer the same empty list; a value
+# that is no id at all ("abc", "-1", or past 64 bits) is a 400 whatever exists.
+
+MAX_ID = 2**63 - 1
+
+
+class IdFormField(forms.IntegerField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)  # past 64 bits the database would fail (500)
+        super().__init__(*args, **kwargs)
+
+
+class IdFilter(django_filters.Filter):
+    """Filter on a related object's id without looking the id up anywhere."""
+
+    field_class = IdFormField
+
+
+class TenantFilterSet(django_filters.FilterSet):
+    """A FilterSet whose foreign keys filter by plain id (see ``IdFilter``).
+
+    Use it as the base of a view's ``filterset_class``, or let ``TenantFilterBackend`` build one
+    from the view's ``filterset_fields``.
+    """
+
+    FILTER_DEFAULTS = {
+        **FILTER_FOR_DBFIELD_DEFAULTS,
+        models.ForeignKey: {"filter_class": IdFilter},
+        models.OneToOneField: {"filter_class": IdFilter},
+    }
+
+
+class TenantFilterBackend(DjangoFilterBackend):
+    """``DjangoFilterBackend`` whose automatic filtersets are ``TenantFilterSet``s.
+
+    On a view: ``filter_backends = [TenantFilterBackend, OrderingFilter]`` (what the labs
+    app's viewsets do); or project-wide in ``REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"]``.
+    """
+
+    filterset_base = TenantFilterSet
+
+
+TENANT_FILTER_BACKENDS = [TenantFilterBackend, OrderingFilter]

@@ -10,9 +10,15 @@ urlpatterns = [
     path("labs/new/", views.lab_create, name="lab-create"),
     path("labs/switch/", views.lab_switch, name="lab-switch"),
     path("members/", views.members, name="members"),
-    path("members/add/", views.membership_add, name="membership-add"),
+    path("members/invite/", views.invitation_create, name="invitation-create"),
+    path(
+        "members/invitations/<int:pk>/revoke/",
+        views.invitation_revoke,
+        name="invitation-revoke",
+    ),
     path("members/<int:pk>/role/", views.membership_change_role, name="membership-role"),
     path("members/<int:pk>/remove/", views.membership_remove, name="membership-remove"),
+    path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
 ]

@@ -1,4 +1,4 @@
-"""HTML pages of the labs app: home, lab switcher, members and personal API tokens.
+"""HTML pages of the labs app: home, lab switcher, members, invitations and API tokens.
 
 Views parse input, look objects up through the user-scoped selectors (another lab's object is a
 404) and call one service; a service's ``ValidationError`` or ``PermissionDenied`` becomes a form
@@ -8,6 +8,7 @@ error or a message, never a 500.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -21,8 +22,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.labs import selectors, services
 from apps.labs.forms import (
     ApiTokenCreateForm,
+    InvitationForm,
+    InvitationSignupForm,
     LabCreateForm,
-    MembershipAddForm,
     MembershipRoleForm,
     add_service_error,
 )
@@ -115,7 +117,11 @@ def lab_switch(request: HttpRequest) -> HttpResponse:
 
 
 def _members_page(
-    request: HttpRequest, add_form: MembershipAddForm | None = None, status: int = 200
+    request: HttpRequest,
+    invite_form: InvitationForm | None = None,
+    status: int = 200,
+    created_invitation=None,
+    created_url: str | None = None,
 ) -> HttpResponse:
     lab = request.lab if request.lab else None
     can_manage = role_allows(request.lab_role if lab else None, Action.MANAGE_MEMBERS)
@@ -127,7 +133,14 @@ def _members_page(
     context = {
         "memberships": memberships,
         "can_manage": can_manage,
-        "add_form": add_form or MembershipAddForm(),
+        # E-mail addresses are for the lab's admins only (and the person's own).
+        "show_emails": can_manage,
+        "invite_form": invite_form or InvitationForm(),
+        "invitations": (
+            selectors.invitation_list_pending(user=request.user, lab=lab) if can_manage else []
+        ),
+        "created_invitation": created_invitation,
+        "created_url": created_url,
         "role_choices": Role.choices,
         "role_label": Role(request.lab_role).label if lab else None,
     }
@@ -144,34 +157,117 @@ def members(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 @require_POST
-def membership_add(request: HttpRequest) -> HttpResponse:
-    """Add an existing user to the lab named in the form (lab admins).
+def invitation_create(request: HttpRequest) -> HttpResponse:
+    """Invite someone to the lab named in the form (lab admins).
 
-    The form names its lab, so a lab switch in another tab cannot redirect the addition.
+    The accept link is rendered into this response only (its token is stored hashed), like an
+    API token's secret, so that an admin without mail can pass it on. The form names its lab,
+    so a lab switch in another tab cannot redirect the invitation.
     """
     lab = _get_or_404(selectors.lab_list_for_user(user=request.user), request.POST.get("lab"))
-    form = MembershipAddForm(request.POST)
+    form = InvitationForm(request.POST)
     if form.is_valid():
         try:
-            membership = services.membership_add(
+            invitation, url = services.invitation_create(
                 lab=lab,
                 actor=request.user,
-                user=form.cleaned_data["user"],
+                invitee=form.cleaned_data["invitee"],
                 role=form.cleaned_data["role"],
+                build_url=lambda token: request.build_absolute_uri(
+                    reverse("invitation-accept", args=[token])
+                ),
             )
         except PermissionDenied as exc:
             add_service_error(form, exc)
-            return _members_page(request, add_form=form, status=403)
+            return _members_page(request, invite_form=form, status=403)
         except ValidationError as exc:
             add_service_error(form, exc)
         else:
-            messages.success(
-                request,
-                f"{membership.user.username} added to {lab.name} as "
-                f"{Role(membership.role).label.lower()}.",
+            return _members_page(request, created_invitation=invitation, created_url=url)
+    return _members_page(request, invite_form=form, status=400)
+
+
+@never_cache
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Withdraw a pending invitation (lab admins)."""
+    invitation = _get_or_404(selectors.invitation_list(user=request.user), pk)
+    try:
+        services.invitation_revoke(invitation=invitation, actor=request.user)
+    except PermissionDenied as exc:
+        messages.error(request, _error_text(exc))
+        return _members_page(request, status=403)
+    messages.success(request, f"Invitation of {invitation.invitee} withdrawn.")
+    return redirect("members")
+
+
+def _invitation_page(request: HttpRequest, token: str, **context) -> HttpResponse:
+    status = context.pop("status", 200)
+    return render(request, "labs/invitation.html", {"token": token, **context}, status=status)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The invitation link: shows the lab and the role; a POST accepts.
+
+    Signed in, one accepts for one's own account (an invitation to a username only as that
+    account). Signed out, an e-mail invitation offers a new account (username and password),
+    created together with the membership; a username invitation asks to sign in. Used,
+    withdrawn and expired links answer 410 with a message, unknown ones 404.
+    """
+    try:
+        invitation = services.invitation_find(token=token)
+    except services.InvitationUnusable as exc:
+        return _invitation_page(request, token, problem=str(exc), status=exc.status)
+    context = {"invitation": invitation, "role": Role(invitation.role).label.lower()}
+
+    if request.user.is_authenticated:
+        try:
+            services.invitation_check_acceptor(invitation=invitation, user=request.user)
+        except PermissionDenied as exc:
+            return _invitation_page(request, token, **context, refusal=str(exc), status=403)
+        except ValidationError as exc:
+            return _invitation_page(request, token, **context, refusal=_error_text(exc))
+        if request.method == "POST":
+            try:
+                membership = services.invitation_accept(token=token, user=request.user)
+            except services.InvitationUnusable as exc:
+                return _invitation_page(request, token, problem=str(exc), status=exc.status)
+            except (PermissionDenied, ValidationError) as exc:
+                return _invitation_page(request, token, **context, refusal=_error_text(exc))
+            return _joined(request, membership)
+        return _invitation_page(request, token, **context, can_accept=True)
+
+    if invitation.username:  # for one existing account: it signs in first
+        return _invitation_page(request, token, **context, must_sign_in=True)
+    form = InvitationSignupForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user, membership = services.invitation_accept_with_new_account(
+                token=token,
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
             )
-            return redirect("members")
-    return _members_page(request, add_form=form, status=400)
+        except services.InvitationUnusable as exc:
+            return _invitation_page(request, token, problem=str(exc), status=exc.status)
+        except (PermissionDenied, ValidationError) as exc:
+            add_service_error(form, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return _joined(request, membership)
+    status = 400 if form.is_bound else 200
+    return _invitation_page(request, token, **context, signup_form=form, status=status)
+
+
+def _joined(request: HttpRequest, membership) -> HttpResponse:
+    request.session[SESSION_KEY] = membership.lab_id
+    messages.success(
+        request,
+        f"You joined {membership.lab.name} as {Role(membership.role).label.lower()}.",
+    )
+    return redirect("home")
 
 
 def _membership_or_404(request: HttpRequest, pk: int):

@@ -23,9 +23,9 @@ from apps.gaze.models import (
     Recording,
     SaliencyMap,
 )
-from apps.imaging.models import Image, ImageClass
-from apps.labs.models import ApiToken, Lab, Membership
-from apps.labs.services import api_token_create
+from apps.imaging.models import Image, ImageClass, UploadBatch
+from apps.labs.models import ApiToken, Invitation, Lab, Membership
+from apps.labs.services import api_token_create, invitation_create
 from tests.apps.gaze.objects import (
     gaze_fixation,
     gaze_reader,
@@ -96,6 +96,12 @@ def _token(p: Personas) -> ApiToken:
     return api_token_create(user=p.viewer_a, name="viewer's token")[0]
 
 
+def _invitation(lab: Lab, admin) -> Invitation:
+    return invitation_create(
+        lab=lab, actor=admin, invitee="guest@example.org", role="viewer", build_url=str
+    )[0]
+
+
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
     # Image resources write files: keep them out of the checkout's var/.
@@ -112,6 +118,17 @@ def _image(lab: Lab, user) -> Image:
     return image_ingest(
         lab=lab, uploaded_by=user, file=io.BytesIO(data), filename="img.dcm", size=len(data)
     ).image
+
+
+def _upload_batch(lab: Lab, user) -> UploadBatch:
+    import io
+
+    from apps.imaging.services import Upload, upload_batch_create
+    from tests.apps.imaging.dicoms import dicom_bytes, gradient
+
+    data = dicom_bytes(gradient(4, 4, seed=lab.pk))
+    upload = Upload(file=io.BytesIO(data), filename="img.dcm", size=len(data))
+    return upload_batch_create(lab=lab, created_by=user, uploads=[upload], enqueue=False)
 
 
 def _saliency_map(lab, user) -> SaliencyMap:
@@ -140,6 +157,12 @@ RESOURCES: dict[
         lambda p: {"lab": p.lab_a.pk, "user": "outsider", "role": "viewer"},
         lambda p: Membership.objects.get(user=p.admin_b),
     ),
+    "invitation": (
+        lambda p: _invitation(p.lab_a, p.admin_a),
+        Invitation,
+        lambda p: {"lab": p.lab_a.pk, "invitee": "someone@example.org", "role": "viewer"},
+        lambda p: _invitation(p.lab_b, p.admin_b),
+    ),
     # User-owned: there is nothing of a lab to write.
     "token": (_token, ApiToken, None, lambda p: api_token_create(user=p.admin_b, name="b")[0]),
     "image": (
@@ -147,6 +170,13 @@ RESOURCES: dict[
         Image,
         lambda p: {"lab": p.lab_a.pk},
         lambda p: _image(p.lab_b, p.admin_b),
+    ),
+    # Upload batches are created by POST /images/ (above); their route only reads.
+    "image-upload": (
+        lambda p: _upload_batch(p.lab_a, p.researcher_a),
+        UploadBatch,
+        None,
+        lambda p: _upload_batch(p.lab_b, p.admin_b),
     ),
     "image-class": (
         lambda p: ImageClass.objects.get(lab=p.lab_a, name="CHF"),
@@ -195,9 +225,11 @@ RESOURCES: dict[
 UPDATE_BODY = {
     "lab": {"name": "Renamed"},
     "membership": {"role": "admin"},
+    "invitation": {},
     "token": {},
     "image": {"label": "CHF"},
     "image-class": {},
+    "image-upload": {},
     "reader": {"specialty": "chest"},
     "session": {"name": "Renamed"},
     "recording": {},
