@@ -1,6 +1,12 @@
 from django.contrib import admin
 
-from apps.imaging.models import DeidentificationAudit, Image, ImageClass
+from apps.imaging.models import (
+    DeidentificationAudit,
+    Image,
+    ImageClass,
+    UploadBatch,
+    UploadBatchFile,
+)
 
 
 @admin.register(Image)
@@ -24,4 +30,28 @@ class DeidentificationAuditAdmin(admin.ModelAdmin):
                        "performed_by", "created_at"]  # fmt: skip
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+class UploadBatchFileInline(admin.TabularInline):
+    model = UploadBatchFile
+    fields = ["filename", "size", "status", "message", "image"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(UploadBatch)
+class UploadBatchAdmin(admin.ModelAdmin):
+    """Upload batches are written by the upload request and the worker only."""
+
+    list_display = ["pk", "lab", "status", "files_done", "files_total", "created", "rejected",
+                    "created_by", "created_at"]  # fmt: skip
+    list_filter = ["status", "lab"]
+    inlines = [UploadBatchFileInline]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
         return False

@@ -1,11 +1,13 @@
-"""REST API of images: list, retrieve, upload (multipart), label, bulk labels (CSV), delete,
-file downloads, and the lab's class vocabulary."""
+"""REST API of images: list, retrieve, upload (multipart: answered 202 with an upload batch that
+a worker ingests), upload batches' status, label, bulk labels (CSV), delete, file downloads, and
+the lab's class vocabulary."""
 
 from __future__ import annotations
 
 import json
 
 import django_filters
+import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
@@ -17,8 +19,9 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.core.api import StrictSerializer, error_body
+from apps.core.storage import StorageError, spooled_temp
 from apps.imaging import services
-from apps.imaging.models import Image, ImageClass
+from apps.imaging.models import Image, ImageClass, UploadBatch, UploadBatchFile
 from apps.labs.api import UserLabField
 from apps.labs.roles import Action
 from apps.labs.tenancy import LabScopedMixin
@@ -90,14 +93,78 @@ class ImageUploadResultSerializer(serializers.Serializer):
     file = serializers.CharField()
     status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
     message = serializers.CharField()
-    image = ImageSerializer(allow_null=True)
 
 
-class ImageUploadResponseSerializer(serializers.Serializer):
-    created = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
-    rejected = serializers.IntegerField()
-    results = ImageUploadResultSerializer(many=True)
+class UploadBatchImageSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = ["id", "key", "label", "url", "thumbnail_url"]
+        read_only_fields = fields
+
+    def get_url(self, image: Image) -> str:
+        return f"/api/v1/images/{image.pk}/"
+
+    def get_thumbnail_url(self, image: Image) -> str:
+        return f"/api/v1/images/{image.pk}/thumbnail/"
+
+
+class UploadBatchFileSerializer(serializers.ModelSerializer):
+    file = serializers.CharField(source="filename")
+    image = UploadBatchImageSerializer(allow_null=True)
+
+    class Meta:
+        model = UploadBatchFile
+        fields = ["id", "file", "size", "parent", "status", "message", "image", "finished_at"]
+        read_only_fields = fields
+
+
+class UploadBatchSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    status_url = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UploadBatch
+        fields = [
+            "id", "lab", "status", "status_url", "progress", "files_total", "files_done",
+            "created", "duplicates", "rejected", "error", "created_by", "created_at",
+            "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_status_url(self, batch: UploadBatch) -> str:
+        return f"/api/v1/image-uploads/{batch.pk}/"
+
+    @extend_schema_field(
+        inline_serializer(
+            "UploadBatchProgress",
+            {
+                "done": serializers.IntegerField(),
+                "total": serializers.IntegerField(),
+                "percent": serializers.IntegerField(),
+            },
+        )
+    )
+    def get_progress(self, batch: UploadBatch) -> dict:
+        return {"done": batch.files_done, "total": batch.files_total, "percent": batch.percent}
+
+
+class UploadBatchDetailSerializer(UploadBatchSerializer):
+    files = serializers.SerializerMethodField(
+        help_text="Every uploaded file, each zip followed by its members (with `parent`)."
+    )
+
+    class Meta(UploadBatchSerializer.Meta):
+        fields = [*UploadBatchSerializer.Meta.fields, "files"]
+        read_only_fields = fields
+
+    @extend_schema_field(UploadBatchFileSerializer(many=True))
+    def get_files(self, batch: UploadBatch) -> list[dict]:
+        rows = batch.files.select_related("image").order_by("position", "member_index", "id")
+        return UploadBatchFileSerializer(rows, many=True).data
 
 
 class ImageUpdateSerializer(StrictSerializer):
@@ -151,23 +218,6 @@ class ImageFilter(django_filters.FilterSet):
         return queryset.filter(label__iexact=value)
 
 
-def _results_body(results: list[services.IngestResult], context) -> dict:
-    return {
-        "created": sum(r.status == "created" for r in results),
-        "duplicates": sum(r.status == "duplicate" for r in results),
-        "rejected": sum(r.status == "rejected" for r in results),
-        "results": [
-            {
-                "file": r.filename,
-                "status": r.status,
-                "message": r.message,
-                "image": ImageSerializer(r.image, context=context).data if r.image else None,
-            }
-            for r in results
-        ],
-    }
-
-
 _FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY}
 
 
@@ -198,8 +248,7 @@ class ImageViewSet(
     @extend_schema(
         request={"multipart/form-data": ImageUploadSerializer},
         responses={
-            201: ImageUploadResponseSerializer,
-            200: ImageUploadResponseSerializer,
+            202: UploadBatchDetailSerializer,
             400: inline_serializer(
                 "ImageUploadRejected",
                 {
@@ -208,9 +257,12 @@ class ImageViewSet(
                 },
             ),
         },
-        description="Upload one or many files (field `files`, repeated). 201 when something was "
-        "stored, 200 when every file was a duplicate, 400 (413 when too large) naming each "
-        "rejected file; each file is stored or rejected whole, independently of the others.",
+        description="Upload one or many files (field `files`, repeated). The files are stored "
+        "as they are and the answer is 202 at once, with the upload batch (`status_url`, also "
+        "in the `Location` header); a worker then ingests them one by one, and the batch's "
+        "status reports each file's result: stored, duplicate, or rejected with the reason. "
+        "When every file is empty or over the size limit, nothing is stored and the answer is "
+        "400 (413 when all are too large) naming each file.",
     )
     def create(self, request, *args, **kwargs):
         lab = self._lab_from_body(request)
@@ -220,28 +272,16 @@ class ImageViewSet(
         key = data.validated_data.get("key")
         if key and len(files) > 1:
             raise serializers.ValidationError({"key": ["A key names one file; upload it alone."]})
-        uploads = [
-            services.Upload(
-                file=f.file,
-                filename=f.name,
-                size=f.size,
-                key=key,
-                label=data.validated_data.get("label", ""),
-            )  # fmt: skip
-            for f in files
-        ]
-        results = services.image_upload_batch(lab=lab, uploaded_by=request.user, uploads=uploads)
-        body = _results_body(results, self.get_serializer_context())
-        rejected = [r for r in results if r.status == "rejected"]
-        if rejected:
-            n = len(rejected)
-            summary = rejected[0].message if n == 1 else f"{n} files were rejected."
-            if body["created"]:
-                summary += f" {body['created']} other file(s) were stored."
-            fields = {"files": [r.message for r in rejected]}
-            code = 413 if all(r.too_large for r in rejected) else 400
-            return Response({**error_body("invalid", summary, fields), **body}, status=code)
-        return Response(body, status=201 if body["created"] else 200)
+        label = data.validated_data.get("label", "")
+        uploads = [services.Upload.from_django(f, key=key, label=label) for f in files]
+        try:
+            batch = services.upload_batch_create(lab=lab, created_by=request.user, uploads=uploads)
+        except services.UploadRefused as exc:
+            return upload_refused_response(exc)
+        body = UploadBatchDetailSerializer(batch, context=self.get_serializer_context()).data
+        return Response(
+            body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]}
+        )
 
     @extend_schema(request=ImageUpdateSerializer, responses=ImageSerializer)
     def partial_update(self, request, *args, **kwargs):
@@ -316,12 +356,27 @@ class ImageViewSet(
 
     @extend_schema(
         responses=_FILE,
-        description="The float32 array at full resolution (NumPy .npy), in [0, 1], 1 = white.",
+        description="The float32 array at full resolution (NumPy .npy), in [0, 1], 1 = white; "
+        "decoded from the de-identified DICOM (or, for a PNG or JPEG, from its 16-bit PNG).",
     )
     @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, BinaryRenderer])
     def array(self, request, pk=None):
         image = self.get_object()
-        return self._file(image.array_path, "application/octet-stream", f"{image.key}.npy")
+        filename = f"{image.key}.npy"
+        if image.array_path.lower().endswith(".npy"):  # stored before imaging_compact_arrays
+            return self._file(image.array_path, "application/octet-stream", filename)
+        try:
+            array = services.image_array(image=image)
+        except StorageError:
+            raise Http404("The file is missing from storage.") from None
+        out = spooled_temp()
+        np.save(out, array, allow_pickle=False)
+        del array
+        out.seek(0)
+        response = FileResponse(out, content_type="application/octet-stream", filename=filename)
+        response["Cache-Control"] = "private, max-age=3600"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @extend_schema(
         responses={(200, "application/dicom"): OpenApiTypes.BINARY},
@@ -331,6 +386,37 @@ class ImageViewSet(
     def dicom(self, request, pk=None):
         image = self.get_object()
         return self._file(image.dicom_path, "application/dicom", f"{image.key}.dcm")
+
+
+def upload_refused_response(exc: services.UploadRefused) -> Response:
+    """400 (413 when every file is too large) naming each file; nothing was stored."""
+    results = exc.results
+    summary = results[0].message if len(results) == 1 else f"{len(results)} files were rejected."
+    fields = {"files": [r.message for r in results]}
+    code = 413 if all(r.too_large for r in results) else 400
+    body = {
+        **error_body("invalid", summary, fields),
+        "results": [
+            {"file": r.filename, "status": r.status, "message": r.message} for r in results
+        ],
+    }
+    return Response(body, status=code)
+
+
+class UploadBatchViewSet(
+    LabScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Upload batches of your labs: status, progress (uploaded files done of total) and each
+    file's result. Created by `POST /api/v1/images/`."""
+
+    queryset = UploadBatch.objects.select_related("created_by")
+    serializer_class = UploadBatchSerializer
+    filterset_fields = ["lab", "status"]
+    ordering_fields = ["created_at", "status"]
+    http_method_names = ["get", "head", "options"]
+
+    def get_serializer_class(self):
+        return UploadBatchDetailSerializer if self.action == "retrieve" else UploadBatchSerializer
 
 
 class ImageClassSerializer(serializers.ModelSerializer):

@@ -7,7 +7,8 @@ nothing touches var/). The DICOMs (16 bits stored, full of fake PHI) are made on
 the batch consumes them, as one request with ``--images`` files would hand them over, and each
 input file is deleted once ingested; generation time is measured and left out of the rate.
 Prints a JSON report: images/s, seconds per image, the peak resident memory of the process while
-ingesting (sampled every 20 ms) and the largest Python/NumPy allocation peak (tracemalloc).
+ingesting (sampled every 20 ms), the largest Python/NumPy allocation peak (tracemalloc), and the
+bytes stored per image against the de-identified DICOMs' (``stored_to_dicom_ratio``).
 """
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         created = sum(r.status == "created" for r in results)
+        media = [p for p in (work / "media").rglob("*") if p.is_file()]
+        stored = sum(p.stat().st_size for p in media)
+        dicoms = sum(p.stat().st_size for p in media if p.suffix == ".dcm")
         bad = [r.message for r in results if r.status != "created"]
         report = {
             "images": args.images,
@@ -162,10 +166,9 @@ def main(argv: list[str] | None = None) -> dict:
             "generation_seconds_excluded": round(generation[0], 2),
             "peak_rss_mib": round(rss.peak / 2**20, 1),
             "peak_traced_alloc_mib": round(traced_peak / 2**20, 1),
-            "stored_mib": round(
-                sum(p.stat().st_size for p in (work / "media").rglob("*") if p.is_file()) / 2**20,
-                1,
-            ),
+            "stored_mib": round(stored / 2**20, 1),
+            "stored_per_image_mib": round(stored / max(created, 1) / 2**20, 2),
+            "stored_to_dicom_ratio": round(stored / dicoms, 3) if dicoms else None,
             "cpu_count": os.cpu_count(),
         }
         print(json.dumps(report, indent=2))

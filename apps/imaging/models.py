@@ -1,4 +1,5 @@
-"""Images of a lab: the de-identified DICOM, a preview and the float array, with labels."""
+"""Images of a lab (the de-identified DICOM, a preview, a thumbnail, the pixels for the model),
+their labels, and upload batches (files staged in a request, ingested by a worker)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,12 @@ class Image(models.Model):
     dicom_path = models.CharField(max_length=255, blank=True)
     preview_path = models.CharField(max_length=255)
     thumbnail_path = models.CharField(max_length=255)
-    array_path = models.CharField(max_length=255)
+    array_path = models.CharField(
+        max_length=255,
+        help_text="The file the float32 array is read from: the de-identified DICOM itself for "
+        "a DICOM, a 16-bit grayscale PNG for a PNG or JPEG (a float32 .npy before "
+        "imaging_compact_arrays).",
+    )
     burned_in_annotation = models.BooleanField(
         default=False, help_text="The DICOM says text is burned into the pixels: review it."
     )
@@ -83,8 +89,9 @@ class Image(models.Model):
 
     @property
     def file_paths(self) -> list[str]:
-        return [p for p in (self.dicom_path, self.preview_path, self.thumbnail_path,
-                            self.array_path) if p]  # fmt: skip
+        """Every stored file of the image, once each (``array_path`` may name the DICOM)."""
+        paths = (self.dicom_path, self.preview_path, self.thumbnail_path, self.array_path)
+        return list(dict.fromkeys(p for p in paths if p))
 
 
 class DeidentificationAudit(models.Model):
@@ -119,3 +126,88 @@ class LabImagingKey(models.Model):
 
     def __str__(self) -> str:
         return f"UID key of {self.lab}"
+
+
+class UploadBatch(models.Model):
+    """Files uploaded in one request, staged in storage and ingested by a worker, one at a time.
+
+    Progress counts the uploaded files (a zip counts once, when all its members are done);
+    ``created``, ``duplicates`` and ``rejected`` count the results (each member of a zip).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="upload_batches")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    files_total = models.PositiveIntegerField(default=0)
+    files_done = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0, help_text="Images stored.")
+    duplicates = models.PositiveIntegerField(default=0, help_text="Images already in the lab.")
+    rejected = models.PositiveIntegerField(default=0, help_text="Files refused, each named.")
+    error = models.TextField(blank=True, help_text="Why the batch failed as a whole.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["lab", "status"], name="imaging_batch_lab_status")]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} of {self.lab}: {self.files_done}/{self.files_total} {self.status}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.files_total else round(100 * self.files_done / self.files_total)
+
+
+class UploadBatchFile(models.Model):
+    """One file of a batch: an uploaded file, or (with ``parent``) one member of an uploaded zip."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        CREATED = "created", "Stored"
+        DUPLICATE = "duplicate", "Already in the lab"
+        REJECTED = "rejected", "Rejected"
+        EXPANDED = "expanded", "Zip read"
+
+    batch = models.ForeignKey(UploadBatch, on_delete=models.CASCADE, related_name="files")
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="members",
+        help_text="The uploaded zip this file was read from.",
+    )  # fmt: skip
+    position = models.PositiveIntegerField(help_text="Order of the uploaded file in the request.")
+    member_index = models.PositiveIntegerField(default=0, help_text="Order inside its zip (1..).")
+    filename = models.CharField(max_length=500)
+    size = models.PositiveBigIntegerField(default=0)
+    staged_name = models.CharField(
+        max_length=255, blank=True, help_text="The staged upload in storage, until the batch ends."
+    )
+    key = models.CharField(max_length=200, blank=True, help_text="Key asked for (default: stem).")
+    label = models.CharField(max_length=60, blank=True)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
+    message = models.TextField(blank=True)
+    image = models.ForeignKey(
+        Image, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The image stored, or the one this file duplicates.",
+    )  # fmt: skip
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch_id", "position", "member_index", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.status}"

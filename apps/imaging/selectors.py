@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from apps.imaging.models import DeidentificationAudit, Image, ImageClass
+from apps.imaging.models import (
+    DeidentificationAudit,
+    Image,
+    ImageClass,
+    UploadBatch,
+    UploadBatchFile,
+)
 from apps.labs.models import Lab
 
 
@@ -42,3 +48,24 @@ def image_label_counts(*, lab: Lab) -> dict[str, int]:
 def deidentification_audit_list(*, lab: Lab, image: Image | None = None):
     audits = DeidentificationAudit.objects.filter(lab=lab)
     return audits.filter(image=image) if image is not None else audits
+
+
+def upload_batch_get(*, lab: Lab, pk: int) -> UploadBatch | None:
+    return UploadBatch.objects.filter(lab=lab, pk=pk).first()
+
+
+def upload_batch_list(
+    *, lab: Lab, created_by=None, unfinished: bool = False
+) -> QuerySet[UploadBatch]:
+    """Upload batches of ``lab``, newest first; of one uploader, or only those still running."""
+    batches = UploadBatch.objects.filter(lab=lab)
+    if created_by is not None:
+        batches = batches.filter(created_by=created_by)
+    if unfinished:
+        batches = batches.filter(status__in=(UploadBatch.Status.QUEUED, UploadBatch.Status.RUNNING))
+    return batches
+
+
+def upload_batch_files(*, batch: UploadBatch) -> QuerySet[UploadBatchFile]:
+    """The batch's files in upload order, each zip followed by its members."""
+    return batch.files.select_related("image").order_by("position", "member_index", "id")

@@ -7,5 +7,6 @@ router.include_root_view = False
 router.include_format_suffixes = False
 router.register("images", api.ImageViewSet, basename="image")
 router.register("image-classes", api.ImageClassViewSet, basename="image-class")
+router.register("image-uploads", api.UploadBatchViewSet, basename="image-upload")
 
 urlpatterns = router.urls

@@ -1,20 +1,20 @@
-// The upload page: drop or choose files; each goes to the API in its own request, with its own
-// progress bar and result (a zip gets one result per image inside it).
+// The upload page: drop or choose files; they go to the API in one request (with an upload
+// progress bar), which answers 202 with an upload batch at once; the library page then shows
+// the batch's progress while a worker ingests the files, and each file's result.
 
 const form = document.getElementById("upload-form");
 
 if (form) {
   const dropzone = document.getElementById("dropzone");
   const input = document.getElementById("upload-files");
+  const panel = document.getElementById("upload-request");
+  const bar = document.getElementById("upload-progress");
   const list = document.getElementById("upload-list");
   const summary = document.getElementById("upload-summary");
   const labelSelect = document.getElementById("upload-label");
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   const maxBytes = Number(form.dataset.maxBytes);
-  const queue = [];
-  let running = 0;
-  const PARALLEL = 2;
-  const totals = { created: 0, duplicate: 0, rejected: 0 };
+  let busy = false;
 
   const el = (tag, attrs = {}, text = "") => {
     const node = document.createElement(tag);
@@ -23,47 +23,46 @@ if (form) {
     return node;
   };
 
-  function updateSummary() {
-    const waiting = queue.length + running;
-    summary.textContent =
-      `${totals.created} stored, ${totals.duplicate} already there, ${totals.rejected} rejected` +
-      (waiting ? `; ${waiting} in progress.` : ".");
+  function row(name, state, message = "") {
+    const item = el("li", { class: "upload-row", "data-state": state });
+    item.append(el("span", { class: "upload-name" }, name));
+    item.append(el("span", { class: "upload-state" }, message));
+    list.append(item);
+    return item;
   }
 
-  function showResults(row, results) {
-    const out = row.querySelector(".upload-results");
-    for (const result of results) {
-      totals[result.status] += 1;
-      const item = el("li", { class: `result result-${result.status}`, "data-status": result.status });
-      if (result.image) {
-        const link = el("a", { href: `/images/${result.image.id}/` });
-        const img = el("img", {
-          src: result.image.thumbnail_url, alt: `Thumbnail of ${result.image.key}`,
-          class: "upload-thumb", width: "96", height: "96",
-        });
-        link.append(img);
-        item.append(link);
-      }
-      item.append(el("span", { class: "result-message" }, result.message));
-      out.append(item);
-    }
+  function refuse(message) {
+    summary.textContent = message;
+    panel.dataset.state = "rejected";
+    busy = false;
   }
 
-  function fail(row, message) {
-    totals.rejected += 1;
-    row.dataset.state = "rejected";
-    row.querySelector(".upload-state").textContent = "Rejected";
-    const out = row.querySelector(".upload-results");
-    out.append(el("li", { class: "result result-rejected", "data-status": "rejected" }, message));
-  }
-
-  function upload(file, row) {
-    const bar = row.querySelector("progress");
-    const state = row.querySelector(".upload-state");
+  function upload(files) {
+    if (busy) return;
+    panel.hidden = false;
+    list.replaceChildren();
+    bar.value = 0;
     const body = new FormData();
     body.append("lab", form.dataset.lab);
-    body.append("files", file, file.name);
     if (labelSelect.value) body.append("label", labelSelect.value);
+    let sent = 0;
+    for (const file of files) {
+      if (maxBytes && file.size > maxBytes) {
+        row(file.name, "rejected",
+          `${file.name}: is ${file.size.toLocaleString()} bytes, over the limit of ${maxBytes.toLocaleString()} bytes.`);
+        continue;
+      }
+      body.append("files", file, file.name);
+      row(file.name, "sending", "");
+      sent += 1;
+    }
+    if (!sent) {
+      refuse("Nothing to upload: every file is over the size limit.");
+      return;
+    }
+    busy = true;
+    panel.dataset.state = "uploading";
+    summary.textContent = `Uploading ${sent} file${sent === 1 ? "" : "s"}…`;
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/v1/images/");
     xhr.setRequestHeader("X-CSRFToken", csrf);
@@ -71,71 +70,36 @@ if (form) {
     xhr.upload.addEventListener("progress", (event) => {
       if (!event.lengthComputable) return;
       bar.value = Math.round((100 * event.loaded) / event.total);
-      row.dataset.progressEvents = String(Number(row.dataset.progressEvents || 0) + 1);
-      state.textContent = bar.value < 100 ? `Uploading ${bar.value}%` : "Processing…";
+      panel.dataset.progressEvents = String(Number(panel.dataset.progressEvents || 0) + 1);
+      summary.textContent = bar.value < 100 ? `Uploading ${bar.value}%` : "Storing the files…";
     });
-    return new Promise((resolve) => {
-      xhr.addEventListener("load", () => {
-        bar.value = 100;
-        let data = null;
-        try {
-          data = JSON.parse(xhr.responseText);
-        } catch {
-          data = null;
-        }
-        if (data && Array.isArray(data.results)) {
-          showResults(row, data.results);
-          const statuses = data.results.map((r) => r.status);
-          row.dataset.state = statuses.every((s) => s === "rejected") ? "rejected" : "done";
-          state.textContent = statuses.includes("rejected")
-            ? (statuses.every((s) => s === "rejected") ? "Rejected" : "Partly stored")
-            : statuses.includes("created") ? "Stored" : "Already in the lab";
-        } else {
-          fail(row, data?.error?.message || `The server answered ${xhr.status}.`);
-        }
-        resolve();
-      });
-      xhr.addEventListener("error", () => {
-        fail(row, "The upload failed: the connection was lost.");
-        resolve();
-      });
-      xhr.send(body);
-    });
-  }
-
-  function pump() {
-    while (running < PARALLEL && queue.length) {
-      const [file, row] = queue.shift();
-      running += 1;
-      upload(file, row).finally(() => {
-        running -= 1;
-        updateSummary();
-        pump();
-      });
-    }
-    updateSummary();
-  }
-
-  function add(files) {
-    for (const file of files) {
-      const row = el("li", { class: "upload-row", "data-state": "queued" });
-      row.append(el("span", { class: "upload-name" }, file.name));
-      const bar = el("progress", { max: "100", value: "0", "aria-label": `Upload of ${file.name}` });
-      row.append(bar, el("span", { class: "upload-state" }, "Waiting"));
-      row.append(el("ul", { class: "upload-results" }));
-      list.append(row);
-      if (maxBytes && file.size > maxBytes) {
-        bar.value = 0;
-        fail(row, `${file.name}: is ${file.size.toLocaleString()} bytes, over the limit of ${maxBytes.toLocaleString()} bytes.`);
-        continue;
+    xhr.addEventListener("load", () => {
+      bar.value = 100;
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = null;
       }
-      queue.push([file, row]);
-    }
-    pump();
+      if (xhr.status === 202 && data && data.id) {
+        panel.dataset.state = "queued";
+        summary.textContent = "Uploaded; the images are being read. Opening the library…";
+        window.location.assign(`/images/?batch=${data.id}`);
+        return;
+      }
+      for (const result of data?.results || []) row(result.file, "rejected", result.message);
+      refuse(data?.error?.message || `The server answered ${xhr.status}.`);
+    });
+    xhr.addEventListener("error", () => refuse("The upload failed: the connection was lost."));
+    xhr.send(body);
   }
 
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (input.files.length) upload([...input.files]);
+  });
   input.addEventListener("change", () => {
-    add([...input.files]);
+    upload([...input.files]);
     input.value = "";
   });
   for (const name of ["dragenter", "dragover"]) {
@@ -148,6 +112,6 @@ if (form) {
   dropzone.addEventListener("drop", (event) => {
     event.preventDefault();
     dropzone.classList.remove("dragging");
-    if (event.dataTransfer?.files?.length) add([...event.dataTransfer.files]);
+    if (event.dataTransfer?.files?.length) upload([...event.dataTransfer.files]);
   });
 }

@@ -12,6 +12,7 @@ from pydicom import dcmread
 from apps.imaging import services
 from apps.imaging.models import DeidentificationAudit, Image, ImageClass
 from apps.imaging.services import ImageRejected, Upload
+from ml import imaging
 from tests.apps.imaging.conftest import stored_files
 from tests.apps.imaging.dicoms import (
     PHI,
@@ -47,7 +48,9 @@ def test_dicom_ingest_stores_deidentified_files_and_an_audit(personas, media):
     assert image.burned_in_annotation and "review" in result.message
     assert image.uploaded_by == personas.researcher_a
     files = stored_files(media)
-    assert len(files) == 4 and not any(".tmp" in f.relative_to(media).parts for f in files)
+    # The DICOM, its preview and thumbnail: the float array is read from the DICOM.
+    assert len(files) == 3 and not any(".tmp" in f.relative_to(media).parts for f in files)
+    assert image.array_path == image.dicom_path
     for path in (image.dicom_path, image.preview_path, image.thumbnail_path, image.array_path):
         assert path.startswith(f"imaging/lab-{personas.lab_a.pk}/")
         assert path.rsplit("/", 1)[1].split(".")[0] in {f.stem for f in files}  # sha256 names
@@ -57,8 +60,9 @@ def test_dicom_ingest_stores_deidentified_files_and_an_audit(personas, media):
     assert PRIVATE_VALUE.encode() not in stored
     ds = dcmread(io.BytesIO(stored))
     assert ds.PatientIdentityRemoved == "YES" and ds.StudyInstanceUID != STUDY_UID
-    array = np.load(media / image.array_path)
+    array = services.image_array(image=image)
     assert array.shape == (40, 30) and array.dtype == np.float32
+    np.testing.assert_array_equal(array, imaging.read_dicom(io.BytesIO(data))[0])
     audit = DeidentificationAudit.objects.get(image=image)
     assert "PatientName" in audit.removed_attributes
     assert not any(v in str(audit.removed_attributes) for v in PHI.values())

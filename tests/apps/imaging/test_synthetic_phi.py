@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import pytest
 from pydicom import dcmread
 
 from apps.imaging.models import Image
+from apps.imaging.services import image_array
 from ml import synthetic
-from tests.apps.imaging.conftest import as_upload
-from tests.conftest import client_for
+from tests.apps.imaging.batches import upload
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +23,8 @@ def test_every_phi_value_the_generator_wrote_is_gone(personas, media, tmp_path, 
         phantom, tmp_path / "p10_s1.dcm", photometric=photometric, seed=3,
         burned_in_annotation=True,
     )  # fmt: skip
-    response = client_for(personas.researcher_a).post(
-        "/api/v1/images/",
-        {"lab": personas.lab_a.pk, "files": [as_upload("p10_s1.dcm", written.path.read_bytes())]},
-        format="multipart",
-    )
-    assert response.status_code == 201, response.json()
+    body = upload(personas.researcher_a, personas.lab_a, ("p10_s1.dcm", written.path.read_bytes()))
+    assert body["created"] == 1, body
     image = Image.objects.get()
     assert image.burned_in_annotation and image.photometric_interpretation == photometric
     stored = (media / image.dicom_path).read_bytes()
@@ -51,6 +46,6 @@ def test_every_phi_value_the_generator_wrote_is_gone(personas, media, tmp_path, 
     assert ds.PatientIdentityRemoved == "YES"
     assert ds.StudyInstanceUID.startswith("2.25.") and ds.SOPInstanceUID.startswith("2.25.")
     # Whatever the photometric interpretation, the lungs are dark and the spine bright.
-    array = np.load(media / image.array_path)
+    array = image_array(image=image)
     assert array.shape == (300, 250)
     assert array[150, 125] > array[150, 70]
