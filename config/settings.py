@@ -191,6 +191,13 @@ GAZE_QUALITY_THRESHOLDS = {
     "min_fixations": env_int("GAZE_QUALITY_MIN_FIXATIONS", 1, minimum=0),
 }
 GAZE_FIXATION_BATCH_SIZE = env_int("GAZE_FIXATION_BATCH_SIZE", 5000, minimum=1)
+# The sweeper (a periodic task) recovers recordings whose parse shows no sign of life: queued
+# this long with no worker taking them (queued again), or parsing this long without a progress
+# report (their worker died: queued again, and failed after GAZE_PARSE_MAX_ATTEMPTS starts).
+GAZE_SWEEP_QUEUED_AFTER_S = env_int("GAZE_SWEEP_QUEUED_AFTER_S", 600, minimum=1)
+GAZE_SWEEP_PARSING_AFTER_S = env_int("GAZE_SWEEP_PARSING_AFTER_S", 600, minimum=1)
+GAZE_SWEEP_EVERY_S = env_int("GAZE_SWEEP_EVERY_S", 60, minimum=1)
+GAZE_PARSE_MAX_ATTEMPTS = env_int("GAZE_PARSE_MAX_ATTEMPTS", 3, minimum=1)
 
 # --- Security (production-like when DEBUG is off) --------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
@@ -287,9 +294,16 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
+# Which queue each task goes to (CPU work on default; training will route to gpu).
+CELERY_TASK_ROUTES = {"gaze.*": {"queue": "default"}, "imaging.*": {"queue": "default"}}
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4, minimum=1)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_PING_TIMEOUT = 2.0
+# Periodic tasks (``celery beat``: the demo's worker runs it with -B; compose has a beat service).
+CELERY_BEAT_SCHEDULE = {
+    "gaze-recordings-sweep": {"task": "gaze.recordings_sweep", "schedule": GAZE_SWEEP_EVERY_S},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Accounts and security ------------------------------------------------------------------
 # Invitations: lab admins invite by e-mail or username; the link works this many days.

@@ -33,8 +33,9 @@ def test_the_expected_services_exist():
         "web",
         "worker-default",
         "worker-gpu",
+        "beat",
     }
-    assert set(APP_SERVICES) == {"migrate", "web", "worker-default", "worker-gpu"}
+    assert set(APP_SERVICES) == {"migrate", "web", "worker-default", "worker-gpu", "beat"}
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
@@ -48,6 +49,12 @@ def test_service_command_names_things_that_exist(name):
         app_module = _option(command, "-A", "--app")
         app = importlib.import_module(app_module).celery_app
         assert app.main == app_module
+        if "beat" in command:
+            # beat only sends: every task of its schedule must exist
+            app.loader.import_default_modules()
+            for entry in settings.CELERY_BEAT_SCHEDULE.values():
+                assert entry["task"] in app.tasks, entry
+            return
         assert "worker" in command
         configured = {q.name for q in settings.CELERY_TASK_QUEUES}
         queues = set(_option(command, "-Q", "--queues").split(","))

@@ -134,9 +134,16 @@ class Recording(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The last sign of life of the recording's queued or running parse (queued, claimed, each
+    # progress report): the sweeper recovers recordings whose heartbeat stopped.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Parses started since the upload (or the last reparse)."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="gaze_rec_status_beat")]
         constraints = [
             models.UniqueConstraint(
                 fields=["session", "sha256"], name="gaze_recording_unique_file_per_session"

@@ -46,6 +46,7 @@ from apps.gaze.services.readers import (
     session_setup,
 )
 from apps.gaze.services.recordings import (
+    RecordingClaimFailed,
     RecordingRejected,
     _enqueue,
     recording_claim,
@@ -54,6 +55,7 @@ from apps.gaze.services.recordings import (
     recording_report_progress,
     recording_update_status,
     recording_upload,
+    recordings_sweep,
     tmp_upload,
 )
 from apps.gaze.services.saliency import (
@@ -91,6 +93,8 @@ __all__ = [
     "reading_update",
     "recording_analyse",
     "recording_claim",
+    "RecordingClaimFailed",
+    "recordings_sweep",
     "recording_delete",
     "recording_parse",
     "recording_read",

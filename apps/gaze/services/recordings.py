@@ -3,13 +3,16 @@ stored content-addressed), re-parse and delete, and the one door for a recording
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.core import storage
@@ -18,6 +21,8 @@ from apps.gaze.models import ReadingSession, Recording
 from apps.labs.models import User
 from ml.gaze import FORMATS, GazeFormatError, detect_format
 from ml.gaze.formats.registry import upload_options
+
+log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024
 # Options an uploader may pass to the format readers (everything else is refused), and the
@@ -154,6 +159,7 @@ def recording_upload(
                 companion_path=comp_path,
                 options=options,
                 uploaded_by=uploaded_by,
+                heartbeat_at=timezone.now(),
             )
             recordings.append(rec)
             if enqueue:
@@ -183,6 +189,7 @@ def recording_reparse(*, recording: Recording, actor: User | None = None) -> Rec
         rec = Recording.objects.select_for_update().get(pk=recording.pk)
         if rec.status in (Recording.Status.QUEUED, Recording.Status.PARSING):
             raise ValidationError("This recording is being parsed already.")
+        rec.attempts = 0
         recording_update_status(recording=rec, status=Recording.Status.QUEUED, progress=0)
         _queue(rec.pk)
     return rec
@@ -203,7 +210,8 @@ def recording_update_status(
     """The one door for a recording's status: queued -> parsing -> done | failed."""
     now = timezone.now()
     recording.status = status
-    fields = ["status"]
+    recording.heartbeat_at = now
+    fields = ["status", "heartbeat_at", "attempts"]
     if progress is not None:
         recording.progress = max(0, min(100, int(progress)))
         fields.append("progress")
@@ -226,15 +234,81 @@ def recording_update_status(
 def recording_report_progress(*, recording_id: int, progress: int) -> None:
     """Progress of a running parse, for the page that polls it (no other field changes)."""
     Recording.objects.filter(pk=recording_id, status=Recording.Status.PARSING).update(
-        progress=max(0, min(99, int(progress)))
+        progress=max(0, min(99, int(progress))), heartbeat_at=timezone.now()
     )
+
+
+class RecordingClaimFailed(Exception):
+    """The database could not be asked whether a recording is queued (locked, unreachable): the
+    recording stays queued, and the task is retried (or the sweeper queues it again)."""
 
 
 def recording_claim(*, recording_id: int) -> Recording | None:
     """Move a queued recording to parsing under a row lock; None when it is not queued (a
-    duplicate delivery, or a recording deleted since), so a task that runs twice does nothing."""
-    with transaction.atomic():
-        rec = Recording.objects.select_for_update().filter(pk=recording_id).first()
-        if rec is None or rec.status != Recording.Status.QUEUED:
-            return None
-        return recording_update_status(recording=rec, status=Recording.Status.PARSING, progress=1)
+    duplicate delivery, or a recording deleted since), so a task that runs twice does nothing.
+
+    Raises:
+        RecordingClaimFailed: the claim's transaction failed; nothing changed.
+    """
+    try:
+        with transaction.atomic():
+            rec = Recording.objects.select_for_update().filter(pk=recording_id).first()
+            if rec is None or rec.status != Recording.Status.QUEUED:
+                return None
+            rec.attempts += 1
+            return recording_update_status(
+                recording=rec, status=Recording.Status.PARSING, progress=1
+            )
+    except DatabaseError as exc:
+        raise RecordingClaimFailed(f"recording {recording_id}: {exc}") from exc
+
+
+def recordings_sweep(*, now=None) -> dict[str, list[int]]:
+    """Recover recordings whose parse shows no sign of life (no live task):
+
+    - queued for ``GAZE_SWEEP_QUEUED_AFTER_S`` with no worker taking them (a lost message, a
+      claim that failed): queued again;
+    - parsing with no progress report for ``GAZE_SWEEP_PARSING_AFTER_S`` (the worker died):
+      queued again, or failed with the reason after ``GAZE_PARSE_MAX_ATTEMPTS`` starts.
+
+    A second delivery of a message is harmless (the claim takes a recording once), so queueing
+    again is always safe. Returns the ids of each kind.
+    """
+    now = now or timezone.now()
+    queued_before = now - timedelta(seconds=settings.GAZE_SWEEP_QUEUED_AFTER_S)
+    parsing_before = now - timedelta(seconds=settings.GAZE_SWEEP_PARSING_AFTER_S)
+    done: dict[str, list[int]] = {"queued_again": [], "recovered": [], "failed": []}
+    stale = Recording.objects.filter(
+        Q(status=Recording.Status.QUEUED, heartbeat_at__lt=queued_before)
+        | Q(status=Recording.Status.PARSING, heartbeat_at__lt=parsing_before)
+        | Q(status__in=[Recording.Status.QUEUED, Recording.Status.PARSING],
+            heartbeat_at__isnull=True, created_at__lt=queued_before)
+    )  # fmt: skip
+    for pk in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            rec = Recording.objects.select_for_update().filter(pk=pk).first()
+            if rec is None or (rec.heartbeat_at or rec.created_at) >= (
+                queued_before if rec.status == Recording.Status.QUEUED else parsing_before
+            ):
+                continue  # it moved on since the query
+            if rec.status == Recording.Status.QUEUED:
+                recording_update_status(recording=rec, status=Recording.Status.QUEUED)
+                done["queued_again"].append(pk)
+            elif rec.status != Recording.Status.PARSING:
+                continue
+            elif rec.attempts >= settings.GAZE_PARSE_MAX_ATTEMPTS:
+                recording_update_status(
+                    recording=rec, status=Recording.Status.FAILED,
+                    errors=[f"{rec.original_name}: the parse stopped without a word "
+                            f"{rec.attempts} times (its worker died or was stopped); parse it "
+                            "again when the workers are healthy"],
+                )  # fmt: skip
+                done["failed"].append(pk)
+                continue
+            else:
+                recording_update_status(recording=rec, status=Recording.Status.QUEUED, progress=0)
+                done["recovered"].append(pk)
+            _queue(pk)
+    if any(done.values()):
+        log.warning("recordings sweep: %s", done)
+    return done
