@@ -39,6 +39,9 @@ user = User.objects.create_user("stack-admin", password="stack-pass-2026")
 lab = Lab.objects.create(name="Stack Lab", slug="stack-lab")
 Membership.objects.create(lab=lab, user=user, role="admin")
 _, key = api_token_create(user=user, name="stack")
+viewer = User.objects.create_user("stack-viewer", password="stack-pass-2026")
+Membership.objects.create(lab=lab, user=viewer, role="viewer")
+_, viewer_key = api_token_create(user=viewer, name="stack")
 tmp = pathlib.Path(tempfile.mkdtemp())
 keys = []
 for i, label in enumerate(LABELS):
@@ -54,7 +57,8 @@ for r in range(N_SESSIONS):
     session = gaze.reading_session_create(lab=lab, reader=reader, created_by=user,
                                           name=f"S{r + 1}")
     sessions.append(session.pk)
-print("STACK " + json.dumps({"token": key, "lab": lab.pk, "sessions": sessions, "keys": keys}))
+print("STACK " + json.dumps({"token": key, "viewer_token": viewer_key, "lab": lab.pk,
+                             "sessions": sessions, "keys": keys}))
 """
 
 
@@ -80,6 +84,7 @@ class Stack:
     env: dict[str, str]
     folder: Path
     token: str = ""
+    viewer_token: str = ""
     lab: int = 0
     sessions: list[int] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
@@ -111,7 +116,7 @@ class Stack:
         return process
 
 
-def _manage(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+def manage(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, input=stdin,
         capture_output=True, text=True, timeout=300,
@@ -142,14 +147,15 @@ def running_stack(
     labels: tuple[str, ...] = ("CHF", "Pneumonia", "Normal"),
     sessions: int = 1,
     worker: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Migrate a fresh database, load a lab, start the web server (Django's, threaded, as the demo
     runs it) and, unless ``worker`` is False, one worker for both queues."""
     folder.mkdir(parents=True, exist_ok=True)
-    env = stack_env(folder, database_url, broker_url)
-    _manage(env, "migrate", "--noinput")
+    env = {**stack_env(folder, database_url, broker_url), **(extra_env or {})}
+    manage(env, "migrate", "--noinput")
     setup = f"LABELS = {labels!r}\nN_SESSIONS = {sessions}\n" + SETUP
-    out = _manage(env, "shell", stdin=setup)
+    out = manage(env, "shell", stdin=setup)
     info = json.loads(next(line[6:] for line in out.splitlines() if line.startswith("STACK ")))
     port = free_port()
     stack = Stack(url=f"http://127.0.0.1:{port}", env=env, folder=folder, **info)
