@@ -17,3 +17,10 @@ class ImagingConfig(AppConfig):
                 image_class_defaults_ensure(lab=instance)
 
         post_save.connect(_defaults, sender=Lab, dispatch_uid="imaging-default-classes")
+
+        from apps.core import files
+        from apps.imaging.models import Image, UploadBatchFile
+
+        # Files go with their rows (deleted after the deleting transaction commits).
+        files.register(Image, "dicom_path", "preview_path", "thumbnail_path", "array_path")
+        files.register(UploadBatchFile, "staged_name")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from apps.gaze.models import Reader, Reading, ReadingSession
 from apps.gaze.services.access import lab_role
@@ -129,8 +130,8 @@ def reading_session_update(*, session: ReadingSession, **fields: Any) -> Reading
 
 
 def reading_session_delete(*, session: ReadingSession) -> None:
-    """Delete a session with its recordings, readings and fixations (stored files stay: they are
-    content-addressed and may be shared)."""
+    """Delete a session with its recordings, readings, fixations and saliency maps; their files
+    follow once the deletion commits, unless another row names them (``apps.core.files``)."""
     session.delete()
 
 
@@ -183,6 +184,12 @@ def session_setup(session: ReadingSession) -> ReadingSetup:
 # --- Readings ---------------------------------------------------------------------------------
 def reading_update(*, reading: Reading, use_for_training: bool) -> Reading:
     """Include a reading in training or leave it out (poor readings are out by default)."""
-    reading.use_for_training = use_for_training
-    reading.save(update_fields=["use_for_training"])
+    from apps.gaze.services.saliency import pooled_maps_invalidate
+
+    with transaction.atomic():
+        changed = reading.use_for_training != use_for_training
+        reading.use_for_training = use_for_training
+        reading.save(update_fields=["use_for_training"])
+        if changed:  # the image's pool over its training readings is another pool now
+            pooled_maps_invalidate(lab_id=reading.lab_id, image_ids=[reading.image_id])
     return reading

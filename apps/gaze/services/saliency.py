@@ -186,6 +186,17 @@ def saliency_map_get_or_create(
     )  # fmt: skip
 
 
+def pooled_maps_invalidate(*, lab_id: int, image_ids) -> int:
+    """Delete the cached pooled maps of these images (a reading of theirs was deleted, or left
+    out of or put back into training); their files follow when the transaction commits. The
+    next request makes the pool anew from the readings there are."""
+    stale = SaliencyMap.objects.filter(
+        lab_id=lab_id, kind=SaliencyMap.Kind.POOLED, image_id__in=list(image_ids)
+    )
+    count, _ = stale.delete()
+    return count
+
+
 def saliency_map_png(*, saliency_map: SaliencyMap) -> bytes:
     """An 8-bit grayscale PNG of the map, scaled so its maximum is white."""
     from PIL import Image as PILImage

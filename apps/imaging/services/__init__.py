@@ -20,7 +20,7 @@ from apps.imaging.services.batches import (
     upload_batch_create,
     upload_batch_run,
 )
-from apps.imaging.services.images import image_delete, image_file_in_use, image_update
+from apps.imaging.services.images import image_delete, image_update
 from apps.imaging.services.ingest import ImageRejected, IngestResult, image_ingest
 from apps.imaging.services.labels import (
     LabelImportReport,
@@ -50,7 +50,6 @@ __all__ = [
     "image_class_defaults_ensure",
     "image_class_delete",
     "image_delete",
-    "image_file_in_use",
     "image_ingest",
     "image_labels_import_csv",
     "image_update",

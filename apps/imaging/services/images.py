@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
-from apps.core import storage
 from apps.imaging.models import Image
 from apps.imaging.services.labels import vocabulary
 from apps.labs.models import User
@@ -73,23 +71,8 @@ def image_update(
     return image
 
 
-def image_file_in_use(*, lab_id: int, name: str) -> bool:
-    """Whether an image of the lab names the stored file ``name`` (in any of its paths)."""
-    named = Q(dicom_path=name) | Q(preview_path=name) | Q(thumbnail_path=name) | Q(array_path=name)
-    return Image.objects.filter(named, lab_id=lab_id).exists()
-
-
 def image_delete(*, image: Image, actor: User) -> None:
     """Delete an image and, once the deletion is committed, its files no other row names."""
     require_action(user=actor, lab=image.lab, action=Action.WRITE)
-    paths = image.file_paths
-    lab_id = image.lab_id
     with transaction.atomic():
-        image.delete()
-
-        def _delete_files():
-            for path in paths:
-                if not image_file_in_use(lab_id=lab_id, name=path):
-                    storage.delete(path)
-
-        transaction.on_commit(_delete_files)
+        image.delete()  # its files follow once this commits (apps.core.files)

@@ -24,6 +24,7 @@ import numpy as np
 from django.db import transaction
 from PIL import Image as PILImage
 
+from apps.core import files as files_module
 from apps.core import storage
 from apps.core.storage import FileBatch, StorageError, spooled_temp
 from apps.imaging.models import Image
@@ -139,13 +140,6 @@ def image_array_compact(*, image: Image, dry_run: bool = False) -> ArrayCompacti
             new_name = files.put(kind="array", ext="png", fh=png)
         new_size = storage.size(new_name) if files.created else 0
     del old
-    lab_id = image.lab_id
-
-    def _delete_old():
-        from apps.imaging.services.images import image_file_in_use
-
-        if not image_file_in_use(lab_id=lab_id, name=old_name):
-            storage.delete(old_name)
 
     try:
         with transaction.atomic():
@@ -153,7 +147,7 @@ def image_array_compact(*, image: Image, dry_run: bool = False) -> ArrayCompacti
                 array_path=new_name
             )
             if updated:
-                transaction.on_commit(_delete_old)
+                files_module.delete_after_commit([old_name])
     except BaseException:
         files.discard()
         raise
