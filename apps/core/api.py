@@ -13,6 +13,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.core.errors import QuotaExceeded
+
 log = logging.getLogger(__name__)
 
 
@@ -39,8 +41,15 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+class _Conflict(exceptions.APIException):
+    status_code = 409
+    default_code = "conflict"
+
+
 def exception_handler(exc, context):
     """DRF's handler, reshaped into the error format; Django's own errors become 4xx too."""
+    if isinstance(exc, QuotaExceeded):
+        exc = _Conflict(detail=str(exc), code="quota_exceeded")
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=serializers.as_serializer_error(exc))
     elif isinstance(exc, DjangoPermissionDenied):

@@ -47,6 +47,7 @@ _DESCRIPTIONS = {
     "401": "No valid credentials (a missing, unknown, expired or revoked token).",
     "403": "Authenticated, but this role may not do this.",
     "404": "No such object in your labs (another lab's objects do not exist for you).",
+    "409": "A lab's quota of stored files would be passed (code `quota_exceeded`).",
     "413": "The upload is larger than the server accepts.",
     "429": "Too many requests (failed authentications): wait and try again.",
     "500": "A bug: the answer carries the request id under which it is logged.",
@@ -74,6 +75,8 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
                 codes += ["401", "403"]
             if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
                 codes.append("413")
+            if "saliency" in path:
+                codes.append("409")
             responses = operation.setdefault("responses", {})
             for code in sorted(codes):
                 responses.setdefault(code, _response(code))

@@ -260,6 +260,9 @@ class SaliencyMap(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="saliency_maps")
     target_height = models.PositiveIntegerField()
     target_width = models.PositiveIntegerField()
+    size_bytes = models.BigIntegerField(
+        default=0, help_text="Bytes of the stored .npy (counted against the lab's quota)."
+    )
     sigma_mode = models.CharField(max_length=16, choices=SigmaMode.choices)
     sigma_px = models.FloatField(
         null=True, blank=True, help_text="Sigma in image pixels (readings; null when pooled)."

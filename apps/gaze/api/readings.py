@@ -213,7 +213,9 @@ class ReadingViewSet(
         sigma = 1 degree), made once and then served from the cache."""
         reading = self.get_object()
         size = _query(SaliencySizeSerializer, request, ("height", "width"))
-        found = _saliency(target_size=(size["height"], size["width"]), reading=reading)
+        found = _saliency(
+            target_size=(size["height"], size["width"]), reading=reading, actor=request.user
+        )
         return Response(SaliencyMapSerializer(found, context={"request": request}).data)
 
 
@@ -293,7 +295,7 @@ class SaliencyMapViewSet(
                 raise DRFValidationError({"image": ["No such image in your labs."]})
             pooled = _saliency(
                 target_size=(q["height"], q["width"]), image=image,
-                include_unused=q["include_unused"],
+                include_unused=q["include_unused"], actor=request.user,
             )  # fmt: skip
             queryset = self.filter_queryset(self.get_queryset()).filter(pk=pooled.pk)
             page = self.paginate_queryset(queryset)

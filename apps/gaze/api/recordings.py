@@ -77,8 +77,11 @@ class RecordingViewSet(
     """Uploaded eye-tracker exports and their parse: status, progress, quality report and the
     stimulus names that matched no image. Upload with multipart (field ``files``, repeated)."""
 
-    queryset = Recording.objects.select_related("session__reader", "uploaded_by").annotate(
-        readings_n=Count("readings")
+    # An aggregate drops the model's default order: pages need a stable one.
+    queryset = (
+        Recording.objects.select_related("session__reader", "uploaded_by")
+        .annotate(readings_n=Count("readings"))
+        .order_by("-created_at", "-id")
     )
     serializer_class = RecordingSerializer
     filterset_fields = ["lab", "session", "status", "format"]

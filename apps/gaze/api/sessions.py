@@ -175,8 +175,11 @@ class ReadingSessionViewSet(OwnSessionMixin, LabScopedMixin, viewsets.ModelViewS
     """Reading sessions of your labs with their display geometry. Researchers and admins create
     any; readers create and change their own (sessions whose reader is linked to them)."""
 
-    queryset = ReadingSession.objects.select_related("reader").annotate(
-        recordings_n=Count("recordings")
+    # An aggregate drops the model's default order: pages need a stable one.
+    queryset = (
+        ReadingSession.objects.select_related("reader")
+        .annotate(recordings_n=Count("recordings"))
+        .order_by("-created_at", "-id")
     )
     serializer_class = ReadingSessionSerializer
     filterset_fields = ["lab", "reader"]

@@ -19,6 +19,7 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 
 from apps.core import storage
 from apps.gaze.models import Fixation, Reading, Recording
@@ -182,12 +183,41 @@ def recording_store(*, recording: Recording, result: ParseResult) -> Recording:
             readings=[(reading.pk, r) for reading, r in zip(readings, kept, strict=True)],
             batch=batch,
         )
+        stored = _stored_counts_checked(recording=rec, readings=readings, kept=kept)
+        warnings += stored.pop("warnings")
         rec.warnings = warnings[:1000]
-        rec.quality = result.quality
+        rec.quality = {**result.quality, **stored}
         rec.unmatched_stimuli = result.unmatched[:5000]
         recording_update_status(recording=rec, status=Recording.Status.DONE, progress=100)
         rec.save(update_fields=["warnings", "quality", "unmatched_stimuli"])
     return rec
+
+
+def _stored_counts_checked(
+    *, recording: Recording, readings: list[Reading], kept: list[ReadingRows]
+) -> dict:
+    """Count the fixations each reading has in the database against what the analysis gave it,
+    inside the storing transaction: every format's guard against rows lost on the way.
+
+    Returns:
+        ``{"fixations_stored": n, "warnings": [...]}``, a warning per reading whose count
+        differs, naming the image and both counts.
+    """
+    counts = dict(
+        Fixation.objects.filter(reading__recording=recording)
+        .values("reading_id")
+        .annotate(n=Count("pk"))
+        .values_list("reading_id", "n")
+    )
+    warnings = []
+    for reading, r in zip(readings, kept, strict=True):
+        want, got = len(r.duration), counts.get(reading.pk, 0)
+        if got != want:
+            warnings.append(
+                f"{r.image.key}: {got} fixation(s) stored where the analysis gave {want} "
+                f"(a difference of {got - want:+d})"
+            )
+    return {"fixations_stored": int(sum(counts.values())), "warnings": warnings}
 
 
 def _fixation_rows(lab_id: int, readings: list[tuple[int, ReadingRows]]) -> Iterable[tuple]:

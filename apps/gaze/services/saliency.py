@@ -7,16 +7,21 @@ import io
 from typing import Any
 
 import numpy as np
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 
 from apps.core import storage
+from apps.core.errors import QuotaExceeded
 from apps.core.storage import FileBatch
 from apps.gaze.models import Reading, SaliencyMap
+from apps.gaze.services.access import lab_role
 from apps.gaze.services.parse import FIXATION_EXTRA
 from apps.gaze.services.readers import session_geometry
 from apps.imaging.models import Image
-from apps.labs.models import Lab
+from apps.labs.models import Lab, User
+from apps.labs.roles import Action, role_allows
 from ml.gaze import ImageRect
 from ml.gaze.screen import degree_in_image_px
 from ml.saliency_maps import fixation_density, pool_maps, target_cache_key
@@ -26,13 +31,51 @@ SALIENCY_MAX_SIDE = 4096
 SALIENCY_DEFAULT_SIZE = (640, 512)
 
 
-def _saliency_size(target_size: tuple[int, int]) -> tuple[int, int]:
+class SaliencyQuotaExceeded(QuotaExceeded):
+    """The lab's cached saliency maps would pass ``GAZE_SALIENCY_QUOTA_BYTES``."""
+
+
+def _saliency_size(target_size: tuple[int, int], image: Image) -> tuple[int, int]:
+    """A map is at most the image's own size, or one of the model's input sizes."""
     h, w = (int(v) for v in target_size)
     if not (1 <= h <= SALIENCY_MAX_SIDE and 1 <= w <= SALIENCY_MAX_SIDE):
         raise ValidationError(
             {"target_size": [f"Height and width must be 1 to {SALIENCY_MAX_SIDE} pixels."]}
         )
+    model_sizes = {tuple(s) for s in settings.GAZE_SALIENCY_MODEL_SIZES}
+    if (h > image.height or w > image.width) and (h, w) not in model_sizes:
+        sizes = ", ".join(f"{a} x {b}" for a, b in sorted(model_sizes))
+        raise ValidationError(
+            {"target_size": [f"A map of image {image.key!r} is at most its own size, "
+                             f"{image.height} x {image.width} (height x width), or a model "
+                             f"input size ({sizes}); {h} x {w} was asked for."]}
+        )  # fmt: skip
     return h, w
+
+
+def _may_make(actor: User | None, lab: Lab) -> None:
+    """Only roles that write may add maps to the cache (a read must not fill the disk)."""
+    if actor is not None and not role_allows(lab_role(lab, actor), Action.WRITE):
+        raise PermissionDenied(
+            "This map is not made yet, and your role may only read maps that are: ask a "
+            "researcher or an admin of the lab to make it, or ask for a size that exists."
+        )
+
+
+def saliency_usage_bytes(*, lab: Lab) -> int:
+    return int(SaliencyMap.objects.filter(lab=lab).aggregate(n=Sum("size_bytes"))["n"] or 0)
+
+
+def _check_quota(lab: Lab, adding: int) -> None:
+    quota = settings.GAZE_SALIENCY_QUOTA_BYTES
+    used = saliency_usage_bytes(lab=lab)
+    if used + adding > quota:
+        raise SaliencyQuotaExceeded(
+            f"Lab {lab.name!r} keeps {used / 2**20:.1f} MiB of saliency maps, and this one "
+            f"({adding / 2**20:.1f} MiB) would pass its quota of {quota / 2**20:.0f} MiB "
+            "(GAZE_SALIENCY_QUOTA_BYTES): delete sessions or recordings you no longer need, or "
+            "ask the platform's administrator for a larger quota."
+        )
 
 
 def _reading_rect(reading: Reading, image_size: tuple[int, int], screen_px) -> ImageRect:
@@ -87,6 +130,8 @@ def _saliency_store(*, lab: Lab, key: str, values: np.ndarray, **fields: Any) ->
     """Write the map's .npy content-addressed, then its row; a concurrent twin's row wins."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(values, dtype=np.float32), allow_pickle=False)
+    _check_quota(lab, buf.tell())
+    fields["size_bytes"] = buf.tell()
     batch = FileBatch(app="gaze", lab_id=lab.pk)
     name = batch.put(kind="saliency", ext="npy", fh=buf)
     try:
@@ -111,6 +156,7 @@ def saliency_map_get_or_create(
     reading: Reading | None = None,
     image: Image | None = None,
     include_unused: bool = False,
+    actor: User | None = None,
 ) -> SaliencyMap:
     """A reading's saliency target, or an image's pooled over its readers, from the cache.
 
@@ -129,19 +175,25 @@ def saliency_map_get_or_create(
         reading: The reading (exactly one of ``reading`` and ``image``).
         image: The image whose readings are pooled.
         include_unused: Pool readings left out of training too.
+        actor: The user asking (None: the platform itself). A map that is not cached yet is
+            made only for roles that write.
 
     Raises:
-        ValidationError: a bad size, or no fixation on the image to make a map of.
+        ValidationError: a bad size (over the image's own size and not a model input size), or
+            no fixation on the image to make a map of.
+        PermissionDenied: the map is not cached and ``actor``'s role may only read.
+        SaliencyQuotaExceeded: the lab's maps would pass its quota.
     """
     if (reading is None) == (image is None):
         raise TypeError("give exactly one of reading and image")
-    size = _saliency_size(target_size)
+    size = _saliency_size(target_size, reading.image if reading is not None else image)
     if reading is not None:
         inputs, mode = reading_saliency_inputs(reading=reading)
         key = target_cache_key("fixation_density", target_size=size, transform=None, **inputs)
         found = SaliencyMap.objects.filter(lab_id=reading.lab_id, cache_key=key).first()
         if found is not None:
             return found
+        _may_make(actor, reading.lab)
         try:
             values = fixation_density(target_size=size, **inputs)
         except ValueError as exc:
@@ -161,7 +213,7 @@ def saliency_map_get_or_create(
     parts: list[SaliencyMap] = []
     for r in readings.order_by("id"):
         try:
-            parts.append(saliency_map_get_or_create(target_size=size, reading=r))
+            parts.append(saliency_map_get_or_create(target_size=size, reading=r, actor=actor))
         except ValidationError:
             continue  # nothing of this reading on the image
     if not parts:
@@ -176,6 +228,7 @@ def saliency_map_get_or_create(
     found = SaliencyMap.objects.filter(lab_id=image.lab_id, cache_key=key).first()
     if found is not None:
         return found
+    _may_make(actor, image.lab)
     values = pool_maps([saliency_map_load(saliency_map=p) for p in parts])
     modes = {p.sigma_mode for p in parts}
     return _saliency_store(

@@ -133,7 +133,7 @@ def test_no_fixation_on_the_image_is_a_clear_error(personas, session, images):
 
 
 def test_api_reading_and_pooled_maps(personas, reading):
-    client = client_for(personas.viewer_a)
+    client = client_for(personas.researcher_a)  # a role that writes makes new maps
     url = f"/api/v1/readings/{reading.pk}/saliency/"
     r = client.get(url, {"height": 20, "width": 16})
     assert r.status_code == 200, r.content
@@ -169,3 +169,44 @@ def test_api_other_labs_image_is_refused(personas, reading):
         client.get(f"/api/v1/readings/{reading.pk}/saliency/?height=8&width=8").status_code == 404
     )
     assert not SaliencyMap.objects.exists()
+
+
+def test_a_viewer_reads_cached_maps_but_makes_none(personas, reading):
+    url = f"/api/v1/readings/{reading.pk}/saliency/"
+    viewer = client_for(personas.viewer_a)
+    r = viewer.get(url, {"height": 20, "width": 16})
+    assert r.status_code == 403 and "not made yet" in r.json()["error"]["message"]
+    r = viewer.get("/api/v1/saliency-maps/", {"image": reading.image_id, "height": 20, "width": 16})
+    assert r.status_code == 403
+    assert not SaliencyMap.objects.exists()  # a read wrote nothing
+    made = client_for(personas.researcher_a).get(url, {"height": 20, "width": 16}).json()
+    assert viewer.get(url, {"height": 20, "width": 16}).json()["id"] == made["id"]
+
+
+def test_maps_are_capped_at_the_image_size_or_a_model_size(personas, reading):
+    researcher = client_for(personas.researcher_a)
+    url = f"/api/v1/readings/{reading.pk}/saliency/"
+    image = reading.image
+    r = researcher.get(url, {"height": 4096, "width": 4096})
+    assert r.status_code == 400 and "at most its own size" in r.json()["error"]["message"]
+    r = researcher.get(url, {"height": image.height + 1, "width": image.width})
+    assert r.status_code == 400
+    assert researcher.get(url, {"height": image.height, "width": image.width}).status_code == 200
+    # The model's input sizes are allowed whatever the image's size (this one is 300 x 250).
+    assert researcher.get(url, {"height": 640, "width": 512}).status_code == 200
+    assert researcher.get(url, {"height": 320, "width": 256}).status_code == 200
+    assert SaliencyMap.objects.count() == 3
+
+
+def test_a_labs_maps_stop_at_its_quota(personas, reading, settings):
+    researcher = client_for(personas.researcher_a)
+    url = f"/api/v1/readings/{reading.pk}/saliency/"
+    first = researcher.get(url, {"height": 20, "width": 16}).json()
+    used = SaliencyMap.objects.get(pk=first["id"]).size_bytes
+    assert used == 20 * 16 * 4 + 128  # the .npy: header and float32 values
+    settings.GAZE_SALIENCY_QUOTA_BYTES = used + 500
+    r = researcher.get(url, {"height": 30, "width": 30})
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "quota_exceeded" and "quota" in r.json()["error"]["message"]
+    assert SaliencyMap.objects.count() == 1  # nothing stored past the quota
+    assert researcher.get(url, {"height": 20, "width": 16}).json()["id"] == first["id"]  # cached
