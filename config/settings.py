@@ -225,8 +225,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.Pagination",
+    # Filters by id take plain ids (1 to 2**63 - 1, else 400) and never look them up, so that
+    # another lab's id answers like an id that exists nowhere: an empty list.
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "apps.labs.tenancy.TenantFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

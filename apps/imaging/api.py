@@ -24,7 +24,7 @@ from apps.imaging import services
 from apps.imaging.models import Image, ImageClass, UploadBatch, UploadBatchFile
 from apps.labs.api import UserLabField
 from apps.labs.roles import Action
-from apps.labs.tenancy import LabScopedMixin
+from apps.labs.tenancy import IdFilter, LabScopedMixin, TenantFilterSet
 
 
 class LabChoiceSerializer(serializers.Serializer):
@@ -198,8 +198,8 @@ class BinaryRenderer(renderers.BaseRenderer):
         return json.dumps(data).encode()
 
 
-class ImageFilter(django_filters.FilterSet):
-    lab = django_filters.NumberFilter(field_name="lab")
+class ImageFilter(TenantFilterSet):
+    lab = IdFilter(field_name="lab")
     label = django_filters.CharFilter(
         method="filter_label", help_text="A class name (case-insensitive), or 'none'."
     )

@@ -21,7 +21,7 @@ from apps.core import storage
 from apps.core.api import StrictSerializer
 from apps.gaze import services
 from apps.gaze.models import Fixation, Reading, SaliencyMap
-from apps.labs.tenancy import LabScopedMixin
+from apps.labs.tenancy import IdFilter, LabScopedMixin, TenantFilterSet
 
 
 # --- Readings and fixations -------------------------------------------------------------------
@@ -156,9 +156,9 @@ def _saliency(**kwargs) -> SaliencyMap:
         raise DRFValidationError({"saliency": exc.messages}) from None
 
 
-class ReadingFilter(django_filters.FilterSet):
+class ReadingFilter(TenantFilterSet):
     image_key = django_filters.CharFilter(field_name="image__key")
-    reader = django_filters.NumberFilter(field_name="session__reader")
+    reader = IdFilter(field_name="session__reader")
 
     class Meta:
         model = Reading
@@ -219,10 +219,10 @@ class ReadingViewSet(
         return Response(SaliencyMapSerializer(found, context={"request": request}).data)
 
 
-class FixationFilter(django_filters.FilterSet):
-    session = django_filters.NumberFilter(field_name="reading__session")
-    recording = django_filters.NumberFilter(field_name="reading__recording")
-    image = django_filters.NumberFilter(field_name="reading__image")
+class FixationFilter(TenantFilterSet):
+    session = IdFilter(field_name="reading__session")
+    recording = IdFilter(field_name="reading__recording")
+    image = IdFilter(field_name="reading__image")
 
     class Meta:
         model = Fixation
@@ -258,7 +258,7 @@ class FixationViewSet(
         return super().list(request, *args, **kwargs)
 
 
-class SaliencyMapFilter(django_filters.FilterSet):
+class SaliencyMapFilter(TenantFilterSet):
     class Meta:
         model = SaliencyMap
         fields = ["lab", "kind", "reading", "image", "target_height", "target_width"]
