@@ -253,7 +253,8 @@ class ImageViewSet(
                 "ImageUploadRejected",
                 {
                     "error": serializers.DictField(),
-                    "results": ImageUploadResultSerializer(many=True),
+                    # only when files were refused (not for a missing or invalid field)
+                    "results": ImageUploadResultSerializer(many=True, required=False),
                 },
             ),
         },

@@ -72,7 +72,8 @@ class MemberUserSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.EmailField(allow_null=True))
     def get_email(self, user: User) -> str | None:
-        return user.email if self.context.get("show_email") else None
+        # An account without an address has none to show (null, not an empty "e-mail").
+        return (user.email or None) if self.context.get("show_email") else None
 
 
 class MembershipSerializer(serializers.ModelSerializer):
