@@ -36,7 +36,7 @@ def _fuzz(url: str, token: str, report: Path) -> subprocess.CompletedProcess:
             "--request-timeout", "60", "--report", "junit", "--report-dir", str(report),
             *EXCLUDE,
         ],
-        capture_output=True, text=True, timeout=1200,
+        capture_output=True, text=True, timeout=1200, cwd=report.parent,  # its cache: not here
     )  # fmt: skip
 
 
