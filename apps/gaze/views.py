@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.gaze import selectors, services
 from apps.gaze.models import ReadingSession
+from apps.imaging.models import Image
 from apps.labs.roles import Action, role_allows
 
 READINGS_PER_PAGE = 24
@@ -92,11 +93,16 @@ def session_page(request: HttpRequest, pk: int) -> HttpResponse:
     session = selectors.reading_session_get(user_labs=[lab.pk], pk=pk) if lab else None
     if session is None:
         raise Http404("No such session in this lab.")
+    can_upload = services.can_upload_to(session=session, user=request.user)
+    # Suggestions for the upload's "Image shown" field (``image_key``: the image an export that
+    # names none was read on); any key can still be typed.
+    image_keys = Image.objects.filter(lab=lab).order_by("key").values_list("key", flat=True)
     context = {
         "session": session,
         "recordings": selectors.recording_list(lab=lab, session=session),
-        "can_upload": services.can_upload_to(session=session, user=request.user),
+        "can_upload": can_upload,
         "max_bytes": settings.UPLOAD_MAX_BYTES,
+        "image_keys": list(image_keys[:5000]) if can_upload else [],
     }
     return render(request, "gaze/session.html", context)
 

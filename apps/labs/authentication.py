@@ -19,7 +19,7 @@ from apps.labs.services import TokenInvalid, api_token_authenticate
 
 
 def _failure_key(request) -> str:
-    return f"labs:api-token-failures:{client_ip(request)}"
+    return f"labs:api-token-failures:{client_ip(request) or 'unknown'}"
 
 
 def _check_not_throttled(request) -> None:

@@ -6,13 +6,14 @@ throttle of failed API tokens is in ``apps.labs.authentication``.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 
 from django.conf import settings
 from django.shortcuts import render
 
 
-def client_ip(request) -> str:
+def client_ip(request) -> str | None:
     """The address a request came from.
 
     ``REMOTE_ADDR``, unless ``TRUSTED_PROXY_COUNT`` reverse proxies are in front of the server:
@@ -28,8 +29,17 @@ def client_ip(request) -> str:
             if part.strip()
         ]
         if len(forwarded) >= count:
-            return forwarded[-count]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+            return _address(forwarded[-count])
+    return _address(request.META.get("REMOTE_ADDR", ""))
+
+
+def _address(value: str) -> str | None:
+    """``value`` if it is an IPv4 or IPv6 address, else None (a request made in-process, such as
+    the test client's ``force_login``, or a forged header: never a value the database refuses)."""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
 
 
 def login_locked_out(request, original_response=None, credentials=None):

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ml.gaze.detection import IDTConfig, IVTConfig, detect_fixations
+from ml.gaze.formats._labels import printable
 from ml.gaze.geometry import DisplayGeometry
-from ml.gaze.mapping import match_stimuli
+from ml.gaze.mapping import ImageRect, match_stimuli
 from ml.gaze.quality import QualityThresholds, RowsByStimulus, quality_report
 from ml.gaze.recording import Fixations, GazeFormatError, GazeRecording, Samples, Stimulus
 from ml.gaze.screen import (
@@ -31,6 +32,12 @@ from ml.gaze.screen import (
 )
 
 DETECTION_MODES = ("auto", "ivt", "idt")
+# EGD-CXR's X_ORIGINAL/Y_ORIGINAL farther than this (image px) from the mapped positions: warned.
+ORIGINAL_XY_WARN_PX = 3.0
+# Dropped fixations listed stimulus by stimulus in the quality report (the count covers all).
+DROPPED_LISTED = 50
+# The quality report's name for the check under the other pad convention (pads in screen px).
+SCREEN_PADS = "screen_pads"
 
 
 def detection_config(
@@ -180,44 +187,141 @@ def calibration_screens(
     geometry: DisplayGeometry,
     screen_px: tuple[int, int],
     rows: RowsByStimulus | None = None,
+    fixations: Fixations | None = None,
 ) -> list[dict]:
-    """Error on calibration screens (EGD-CXR's: a dot at the screen centre): the median valid
-    gaze minus the centre, in px and, where the geometry allows, degrees.
+    """The calibration screens a recording shows (stimuli of source ``calibration``: EGD-CXR's
+    ids absent from master_sheet.csv, Tobii's ``Eyetracker Calibration``), each reported.
+
+    A screen whose target is the screen centre (EGD-CXR's dot; ``rec.meta["calibration_target"]``
+    says otherwise where the export does not place its dots) is measured: the median valid gaze
+    minus the centre, in px and, where the geometry allows, degrees; from at least 3 valid
+    samples, or, in a fixations-only export, from the screen's fixations (``error_from``). A
+    screen whose dots the export does not place (Tobii's) is reported with its valid samples and
+    fixations counted.
 
     Args:
-        rec: The recording (stimuli of source ``calibration`` are the screens).
+        rec: The recording.
         geometry: The display.
         screen_px: The screen's ``(width, height)``.
         rows: The samples' rows per stimulus, when the caller has them.
+        fixations: The fixations (to count each screen's).
 
     Returns:
-        ``[{"name", "error_px"[, "error_deg"]}]``, one per screen with at least 3 valid samples.
+        ``[{"name", "error_px"[, "error_deg"][, "error_from"]}]`` per measured screen, ``[{"name",
+        "samples", "fixations"}]`` per screen reported only.
     """
     s = rec.samples
     out = []
-    if s is None or s.space not in SCREEN_SPACES:
-        return out
+    centre = rec.meta.get("calibration_target", "screen centre") == "screen centre"
     for i, st in enumerate(rec.stimuli):
         if st.source != "calibration":
             continue
-        if rows is not None:
-            sel = rows.rows(i)
+        sel = np.zeros(0, dtype=np.intp)
+        if s is not None:
+            sel = rows.rows(i) if rows is not None else np.flatnonzero(s.stimulus == i)
             sel = sel[s.valid[sel]]
-        else:
-            sel = np.flatnonzero((s.stimulus == i) & s.valid)
-        if sel.size < 3:
+        fsel = np.zeros(0, dtype=np.intp)
+        if fixations is not None:
+            fsel = np.flatnonzero(fixations.stimulus == i)
+            fsel = fsel[np.isfinite(fixations.x[fsel]) & np.isfinite(fixations.y[fsel])]
+        row: dict = {"name": printable(st.name)}
+        # The gaze on the dot: the valid samples, or a fixations-only export's fixations.
+        space = None
+        if centre and s is not None:
+            if s.space not in SCREEN_SPACES or sel.size < 3:
+                continue  # too few samples to measure: not listed
+            x, y, space = s.x[sel], s.y[sel], s.space
+        elif centre and fsel.size and fixations.space in SCREEN_SPACES:
+            x, y, space = fixations.x[fsel], fixations.y[fsel], fixations.space
+            row["error_from"] = "fixations"
+        if space is None:
+            # Dots the export does not place (Tobii's): the screen is reported, not measured.
+            row.update(samples=int(sel.size), fixations=int(fsel.size))
+            out.append(row)
             continue
-        x, y = s.x[sel], s.y[sel]
-        if s.space == "screen_norm":
+        if space == "screen_norm":
             x, y = x * screen_px[0], y * screen_px[1]
         mx, my = float(np.median(x)), float(np.median(y))
         cx, cy = (screen_px[0] - 1) / 2, (screen_px[1] - 1) / 2
-        row = {"name": st.name, "error_px": round(math.hypot(mx - cx, my - cy), 2)}
+        row["error_px"] = round(math.hypot(mx - cx, my - cy), 2)
         if geometry.has_angles:
             dx, dy = geometry.pix2deg(np.array([mx]), np.array([my]))
             row["error_deg"] = round(float(math.hypot(dx[0], dy[0])), 3)
         out.append(row)
     return out
+
+
+def original_xy_errors(
+    rec: GazeRecording,
+    *,
+    fixations: Fixations,
+    fixation_rows: np.ndarray,
+    sample_rows: np.ndarray | None,
+    rect: ImageRect,
+    image_size: tuple[int, int],
+    screen_px: tuple[int, int],
+) -> tuple[np.ndarray, str] | None:
+    """How far the export's own image positions (EGD-CXR ``X_ORIGINAL``/``Y_ORIGINAL``, integer
+    pixels of the original image, < 0 off it) lie from what the mapping computes from the screen
+    positions through ``rect`` (the pad convention), in image px, for the given rows (one
+    image's fixations and samples) where the export puts the point on the image.
+
+    A pixel index is compared with its centre (``X_ORIGINAL + 0.5``). The vendor fixations' rows
+    are used (their FPOG point); where the samples carry the columns too, the FPOG and the BPOG
+    point are each tried and the closer one kept (the dataset does not say which one it mapped).
+
+    Args:
+        rec: The recording.
+        fixations: The fixations analysed (vendor ones carry the columns; detected ones do not).
+        fixation_rows, sample_rows: The image's rows of ``fixations`` and of the samples.
+        rect: Where the image was drawn on the screen.
+        image_size: The image's ``(width, height)``.
+        screen_px: The screen's ``(width, height)``.
+
+    Returns:
+        (per-row errors, the positions that gave them), or None when the export has no such
+        columns or no on-image row.
+    """
+    candidates: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    fx = fixations
+    if "x_original" in fx.extra and fx.space in SCREEN_SPACES:
+        sel = fixation_rows
+        candidates.append(
+            ("FPOG fixations", fx.x[sel], fx.y[sel], fx.extra["x_original"][sel],
+             fx.extra["y_original"][sel])
+        )  # fmt: skip
+    s = rec.samples
+    if (
+        s is not None
+        and sample_rows is not None
+        and "x_original" in s.extra
+        and s.space in SCREEN_SPACES
+    ):
+        sel = sample_rows
+        xo, yo = s.extra["x_original"][sel], s.extra["y_original"][sel]
+        if "fpog_x" in s.extra:
+            ok = s.extra["fpog_valid"][sel] if "fpog_valid" in s.extra else np.ones(len(sel), bool)
+            candidates.append(
+                ("FPOG samples", np.where(ok, s.extra["fpog_x"][sel], np.nan),
+                 np.where(ok, s.extra["fpog_y"][sel], np.nan), xo, yo)
+            )  # fmt: skip
+        ok = s.valid[sel]
+        candidates.append(
+            ("BPOG samples", np.where(ok, s.x[sel], np.nan), np.where(ok, s.y[sel], np.nan), xo, yo)
+        )
+    best: tuple[np.ndarray, str] | None = None
+    for name, x, y, xo, yo in candidates:
+        xo, yo = np.asarray(xo, float), np.asarray(yo, float)
+        pts = to_image(x, y, space=fx.space if name.endswith("fixations") else s.space,
+                       rect=rect, image_size=image_size, screen_px=screen_px)  # fmt: skip
+        with np.errstate(invalid="ignore"):
+            on = (xo >= 0) & (yo >= 0) & np.isfinite(pts.x) & np.isfinite(pts.y)
+        if not on.any():
+            continue
+        err = np.hypot(pts.x[on] - (xo[on] + 0.5), pts.y[on] - (yo[on] + 0.5))
+        if best is None or np.median(err) < np.median(best[0]):
+            best = (err, name)
+    return best
 
 
 @dataclass
@@ -273,13 +377,21 @@ def analyse_recording(
     through the rectangle of its first stimulus. The export's screen size, where it states one,
     wins over the setup's (with a warning when they differ).
 
+    Every fixation is accounted for in ``quality``: ``fixations_parsed``, ``fixations_kept`` (in
+    readings) and ``dropped`` (count, by reason: calibration screen, matched no image, outside
+    every stimulus; and each stimulus with the line where it first appears). Where the export
+    has its own image positions (EGD-CXR's X_ORIGINAL/Y_ORIGINAL), ``original_xy_*`` give their
+    largest and median distance from the mapped positions, and a warning above
+    :data:`ORIGINAL_XY_WARN_PX`.
+
     Args:
         rec: What :func:`ml.gaze.read_recording` read (its stimuli may be set here: see
             ``image_key``).
         setup: The session's display, placement and detection.
         images: The candidate images' ``(width, height)`` by key.
         thresholds: The quality grade's thresholds.
-        image_key: The image of an export that names none (everything is a reading of it).
+        image_key: The image of an export that names none, or only calibration screens (what
+            lies outside every stimulus is a reading of it).
         extra_columns: Per-fixation columns of the export to carry into the readings, as
             ``{output name: export column}``.
         name: The file's name, for messages.
@@ -298,14 +410,19 @@ def analyse_recording(
             f"{setup.screen_px[0]}x{setup.screen_px[1]}: the export's was used"
         )
     geometry = setup.geometry(screen_px)
-    if image_key and not rec.stimuli:
-        # Exports that name no image: everything is a reading of the image the uploader named.
-        rec.stimuli = [Stimulus(image_key, image_key, math.nan, math.nan, "upload option")]
-        if rec.samples is not None:
-            rec.samples.stimulus[:] = 0
-        if rec.fixations is not None:
-            rec.fixations.stimulus[:] = 0
-    if not rec.stimuli:
+    if image_key and all(st.source == "calibration" for st in rec.stimuli):
+        # Exports that name no image (a reduced Gazepoint export; a Tobii export whose only
+        # stimulus is its calibration screen): what lies outside every stimulus is a reading of
+        # the image the uploader named.
+        new = len(rec.stimuli)
+        rec.stimuli = [
+            *rec.stimuli,
+            Stimulus(image_key, image_key, math.nan, math.nan, "upload option"),
+        ]
+        for part in (rec.samples, rec.fixations):
+            if part is not None:
+                part.stimulus[part.stimulus < 0] = new
+    if not [st for st in rec.stimuli if st.source != "calibration"]:
         raise GazeFormatError(
             "the export names no image (no stimulus, trial or media): upload it with the "
             "option image_key naming the image",
@@ -318,12 +435,14 @@ def analyse_recording(
         warnings=out.warnings,
     )  # fmt: skip
     progress(45)
-    out.unmatched = match.unmatched
+    out.unmatched = [printable(n) for n in match.unmatched]
     groups: dict[str, list[int]] = {}
     for i, key in match.matched.items():
         groups.setdefault(key, []).append(i)
     s = rec.samples
     all_on: list[np.ndarray] = []
+    original_errors: list[tuple[str, np.ndarray, str]] = []
+    alt_errors: list[np.ndarray] = []
     n_groups = max(1, len(groups))
     # Rows per stimulus from one sort: per image work is then O(its rows), not O(all rows).
     fx_rows = RowsByStimulus(fx.stimulus, len(rec.stimuli))
@@ -363,6 +482,26 @@ def analyse_recording(
         durations = fx.duration_ms[fsel]
         q["mean_fixation_ms"] = float(np.mean(durations)) if durations.size else None
         q["image_rect"] = [round(v, 3) for v in (rect.left, rect.top, rect.width, rect.height)]
+        original = original_xy_errors(
+            rec, fixations=fx, fixation_rows=fsel,
+            sample_rows=ssel if s is not None else None, rect=rect, image_size=size,
+            screen_px=screen_px,
+        )  # fmt: skip
+        if original is not None:
+            errors, from_what = original
+            q.update(_original_xy_summary(errors, from_what))
+            original_errors.append((key, errors, from_what))
+            alt_rect = _screen_pad_rect(first, screen_px)
+            alt = None
+            if alt_rect is not None:
+                alt = original_xy_errors(
+                    rec, fixations=fx, fixation_rows=fsel,
+                    sample_rows=ssel if s is not None else None, rect=alt_rect,
+                    image_size=size, screen_px=screen_px,
+                )  # fmt: skip
+            if alt is not None:
+                q.update(_original_xy_summary(alt[0], alt[1], SCREEN_PADS))
+                alt_errors.append(alt[0])
         starts = [st.start_ms for st in (rec.stimuli[i] for i in idxs)]
         ends = [st.end_ms for st in (rec.stimuli[i] for i in idxs)]
         start = np.nanmin(starts) if np.isfinite(starts).any() else None
@@ -374,7 +513,7 @@ def analyse_recording(
         out.readings.append(
             ImageReading(
                 key=key,
-                stimulus_name=first.name[:500],
+                stimulus_name=printable(first.name)[:500],
                 start_ms=_finite(start),
                 end_ms=_finite(end),
                 source=fx.source,
@@ -397,6 +536,7 @@ def analyse_recording(
     stray = int((fx.stimulus < 0).sum())
     if stray:
         out.warnings.append(f"{stray} fixation(s) fall outside every stimulus and were left out")
+    dropped = _dropped(rec, fx_rows, match.matched, stray)
     whole = quality_report(
         rec,
         on_image=np.concatenate(all_on) if all_on else None,
@@ -408,9 +548,96 @@ def analyse_recording(
     whole["fixation_source"] = fx.source
     whole["stimuli"] = len(rec.stimuli)
     whole["readings"] = len(out.readings)
-    whole["calibration_screens"] = calibration_screens(rec, geometry, screen_px, s_rows)
+    whole["fixations_parsed"] = len(fx)
+    whole["fixations_kept"] = int(sum(len(r.duration) for r in out.readings))
+    whole["dropped"] = dropped
+    whole["calibration_screens"] = calibration_screens(rec, geometry, screen_px, s_rows, fx)
+    if original_errors:
+        whole.update(
+            _original_xy_summary(
+                np.concatenate([e for _, e, _ in original_errors]),
+                ", ".join(sorted({w for _, _, w in original_errors})),
+            )
+        )
+        if alt_errors:
+            whole.update(_original_xy_summary(np.concatenate(alt_errors), "", SCREEN_PADS))
+        worst_key, worst, _ = max(original_errors, key=lambda t: float(np.max(t[1])))
+        if whole["original_xy_max_error_px"] > ORIGINAL_XY_WARN_PX:
+            alt_max = whole.get(f"original_xy_{SCREEN_PADS}_max_error_px")
+            other = (
+                f"; they agree within {alt_max:g} px with pads in screen pixels (the EGD-CXR "
+                "authors' code: the image filling the screen less its pads)"
+                if alt_max is not None and alt_max <= ORIGINAL_XY_WARN_PX
+                else ""
+            )
+            out.warnings.append(
+                f"X_ORIGINAL/Y_ORIGINAL lie up to {whole['original_xy_max_error_px']:g} image px "
+                f"(median {whole['original_xy_median_error_px']:g} px) from the positions "
+                f"mapped from the screen (worst: image {worst_key}, "
+                f"{float(np.max(worst)):.2f} px): the image padding, the screen size or the "
+                f"placement does not match the export's own mapping{other}"
+            )
     if whole["calibration_screens"] and whole["validation_error_deg"] is None:
         errs = [c["error_deg"] for c in whole["calibration_screens"] if "error_deg" in c]
         whole["validation_error_deg"] = round(float(np.median(errs)), 3) if errs else None
     out.quality = whole
     return out
+
+
+def _original_xy_summary(errors: np.ndarray, from_what: str, variant: str = "") -> dict:
+    """The quality report's fields of the X_ORIGINAL/Y_ORIGINAL cross-check (``variant``: the
+    fields of the check under another convention, e.g. :data:`SCREEN_PADS`)."""
+    name = f"original_xy_{variant}_" if variant else "original_xy_"
+    out = {
+        f"{name}max_error_px": round(float(np.max(errors)), 3),
+        f"{name}median_error_px": round(float(np.median(errors)), 3),
+    }
+    if not variant:
+        out.update(original_xy_checked=int(errors.size), original_xy_from=from_what)
+    return out
+
+
+def _screen_pad_rect(stimulus: Stimulus, screen_px: tuple[int, int]) -> ImageRect | None:
+    """The image's rectangle if EGD-CXR's pads were screen pixels, the image filling the rest
+    of the screen (what the dataset authors' processing code assumes when it computes
+    X_ORIGINAL/Y_ORIGINAL); None for a stimulus without pads."""
+    p = stimulus.placement or {}
+    if p.get("anchor") != "padding":
+        return None
+    top, bottom, left, right = (float(p[k]) for k in ("top", "bottom", "left", "right"))
+    width, height = screen_px[0] - left - right, screen_px[1] - top - bottom
+    if width <= 0 or height <= 0:
+        return None
+    return ImageRect(left, top, width, height)
+
+
+def _dropped(
+    rec: GazeRecording,
+    fx_rows: RowsByStimulus,
+    matched: Mapping[int, str],
+    stray: int,
+) -> dict:
+    """The fixations that no reading stores, and why: a calibration screen, a stimulus that
+    matched no image, or no stimulus at all; each stimulus named with its first line."""
+    by_reason: dict[str, int] = {}
+    listed: list[dict] = []
+    for i, st in enumerate(rec.stimuli):
+        if i in matched:
+            continue
+        n = int(fx_rows.rows(i).size)
+        if not n:
+            continue
+        reason = "calibration screen" if st.source == "calibration" else "matched no image"
+        by_reason[reason] = by_reason.get(reason, 0) + n
+        listed.append(
+            {"stimulus": printable(st.name), "line": st.line, "fixations": n, "reason": reason}
+        )
+    if stray:
+        by_reason["outside every stimulus"] = stray
+    # Lost fixations first: they are what a reader of the report must see.
+    listed.sort(key=lambda d: d["reason"] != "matched no image")
+    return {
+        "count": int(sum(by_reason.values())),
+        "by_reason": by_reason,
+        "stimuli": listed[:DROPPED_LISTED],
+    }

@@ -173,6 +173,8 @@ class Stimulus:
             ``{"anchor": "top_left"|"center", "x": .., "y": .., "width": .., "height": ..}``
             (width/height may be None when the file leaves them to the image's own size).
         session: A session id when one file holds several (EGD-CXR SESSION_ID).
+        line: The file's line where the stimulus first appears, when the reader knows it (for
+            reports that name where a stimulus came from).
     """
 
     name: str
@@ -182,6 +184,7 @@ class Stimulus:
     source: str
     placement: dict[str, Any] | None = None
     session: str = ""
+    line: int | None = None
 
 
 @dataclass

@@ -9,6 +9,7 @@ if (form) {
   const input = document.getElementById("gaze-files");
   const list = document.getElementById("gaze-uploads");
   const options = document.getElementById("gaze-options");
+  const imageKey = document.getElementById("gaze-image-key");
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   const maxBytes = Number(form.dataset.maxBytes);
   const POLL_MS = 500;
@@ -56,6 +57,22 @@ if (form) {
     }
   }
 
+  // The options sent with an upload: the JSON typed under "Options", with the "Image shown" field
+  // as its image_key. Returns { value } (null: no options) or { error }.
+  function uploadOptions() {
+    const text = options ? options.value.trim() : "";
+    const key = imageKey ? imageKey.value.trim() : "";
+    if (!key) return { value: text || null };
+    let parsed = {};
+    if (text) {
+      try { parsed = JSON.parse(text); } catch { return { error: "The reader options are not valid JSON." }; }
+      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+        return { error: "The reader options must be a JSON object." };
+      }
+    }
+    return { value: JSON.stringify({ ...parsed, image_key: key }) };
+  }
+
   function upload(files) {
     const names = files.map((f) => f.name).join(", ");
     const up = row(`Uploading ${names}`);
@@ -66,10 +83,16 @@ if (form) {
       up.item.dataset.state = "rejected";
       return;
     }
+    const sent = uploadOptions();
+    if (sent.error) {
+      up.state.textContent = sent.error;
+      up.item.dataset.state = "rejected";
+      return;
+    }
     const body = new FormData();
     body.append("session", form.dataset.session);
     for (const f of files) body.append("files", f, f.name);
-    if (options && options.value.trim()) body.append("options", options.value.trim());
+    if (sent.value) body.append("options", sent.value);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/v1/recordings/");
     xhr.setRequestHeader("X-CSRFToken", csrf);

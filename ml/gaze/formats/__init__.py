@@ -50,7 +50,11 @@ def detect_format(source: str | os.PathLike[str] | bytes) -> str:
         raise GazeFormatError("the file is empty", path=path)
     probe = head[:4096]
     if b"\x00" in probe and not probe.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise GazeFormatError("binary content that no supported eye-tracker export has", path=path)
+        raise GazeFormatError(
+            "binary content that no supported eye-tracker export has (a NUL byte)",
+            path=path,
+            line=probe.count(b"\n", 0, probe.index(b"\x00")) + 1,
+        )
     text = head_text(head)
     lines = [ln for ln in text.splitlines() if ln.strip()][:40]
     first = lines[0]
@@ -71,8 +75,8 @@ def detect_format(source: str | os.PathLike[str] | bytes) -> str:
     cells = {c.strip() for c in first.replace("\t", ",").replace(";", ",").split(",")}
     if {"DICOM_ID", "FPOGX", "SESSION_ID"} <= cells:
         return "egd_cxr"
-    if "FPOGX" in cells and "FPOGID" in cells:
-        return "gazepoint"
+    if {"FPOGX", "FPOGY"} <= cells and ("FPOGID" in cells or "FPOGD" in cells):
+        return "gazepoint"  # Analysis 6.x may export a reduced set: TIME,TIMETICK,FPOGX,...
     if {"dicom_id", "image_top_pad"} <= cells:
         return "egd_cxr_master_sheet"
     if "xmin_shown_from_image" in cells:

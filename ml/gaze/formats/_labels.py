@@ -12,6 +12,25 @@ import numpy as np
 from ml.gaze.formats._csv import ByteCells, CodedCells
 from ml.gaze.recording import Stimulus
 
+# Names Tobii Pro Lab gives the screens it shows itself (a real export: "Eyetracker Calibration").
+CALIBRATION_NAME = re.compile(r"^\s*eye[ -]?tracker[ _-]*(calibration|validation)\s*$", re.I)
+
+
+def is_calibration_name(name: str) -> bool:
+    """Whether a stimulus name is a tracker's own calibration or validation screen."""
+    return bool(CALIBRATION_NAME.match(name))
+
+
+def printable(name: str) -> str:
+    """A name with its control characters (a NUL byte, a lone CR...) written as escapes.
+
+    What reports, warnings and stored names show: the character stays visible, and text with a
+    NUL cannot reach a database that refuses it (PostgreSQL).
+    """
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
 
 def stimulus_key(name: str) -> str:
     """Reduce a stimulus name to an image key: drop folders, quotes and the file extension.
@@ -45,8 +64,10 @@ class Labels:
         source: str,
         make: Callable[[tuple[str, ...], int], Stimulus | None] | None = None,
         session: tuple[str, ...] | ByteCells | CodedCells | None = None,
+        lines: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Stimulus indices for one chunk of rows (-1 where the label is blank)."""
+        """Stimulus indices for one chunk of rows (-1 where the label is blank); ``lines``, the
+        rows' line numbers, gives each stimulus the line where it first appears."""
         n = len(labels)
         out = np.empty(n, dtype=np.int32)
         if isinstance(labels, ByteCells | CodedCells) and (
@@ -95,11 +116,17 @@ class Labels:
                 if make is not None:
                     stim = make(labels, a) or stim
                     stim.session = sess
+                if lines is not None:
+                    stim.line = int(lines[a])
                 self.stimuli.append(stim)
                 self._current = ident
             out[a:b] = len(self.stimuli) - 1
             self.stimuli[-1].end_ms = float(time_ms[b - 1]) + dt_ms
         return out
+
+    def unprintable(self) -> list[Stimulus]:
+        """The stimuli whose name holds a control character (a NUL byte in a cell...)."""
+        return [s for s in self.stimuli if not s.name.isprintable()]
 
     def _close(self, t: float) -> None:
         if self._current is not None and self.stimuli and not math.isnan(t):

@@ -40,16 +40,21 @@ def read_egd_cxr(
         screen_size_px=EGD_CXR_SCREEN_PX,
         egd=True,
     )
+    # EGD-CXR's calibration screens are a dot at the centre of the screen.
+    rec.meta["calibration_target"] = "screen centre"
     if master_sheet is not None:
         pads = read_egd_cxr_master_sheet(master_sheet)
         calibration = []
         for s in rec.stimuli:
             p = pads.get(s.key)
-            if p is None:
+            if p is not None:
+                s.placement = {"anchor": "padding", **p}
+            elif s.name.isprintable() and s.name.strip():
+                # An id absent from master_sheet.csv is a calibration screen; a cell with a
+                # control character in it (a NUL byte) is a damaged id, not a calibration
+                # screen: it stays a stimulus that matches nothing, and is reported as such.
                 s.source = "calibration"
                 calibration.append(s.key)
-            else:
-                s.placement = {"anchor": "padding", **p}
         if calibration:
             rec.meta["calibration_screens"] = sorted(set(calibration))
     return rec

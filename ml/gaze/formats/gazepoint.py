@@ -15,16 +15,34 @@ Gazepoint facts used here (Gazepoint API/Analysis manual):
 Excel re-saved files lose the trailing comma and write TIMETICK as ``5.88E+12`` (useless as a
 clock): time then comes from TIME, with media restarts laid end to end, and a warning.
 
+Gazepoint Analysis 6.x exports only the columns the user ticked; a reduced export such as
+``TIME,TIMETICK,FPOGX,FPOGY,FPOGD,FPOGV,`` has no ``FPOGID``, no ``FPOGS``, no ``BPOG*`` and no
+media columns. Then:
+
+- fixations are derived: ``FPOGD`` is the duration of the current fixation so far (it grows while
+  the fixation lasts, stays put after it ended, and restarts with the next one) and ``TIME -
+  FPOGD`` is its start (``FPOGS``), constant over its valid (``FPOGV`` = 1) rows; a new fixation
+  starts at a valid row whose start moves or whose ``FPOGD`` drops (on the real 6.9 exports this
+  gives exactly the exported ``FPOGID`` runs). A fixations file has one fixation per row;
+- ``FPOGS`` is ``TIME - FPOGD``; without ``BPOG*`` the samples are the FPOG point (between
+  fixations it follows the gaze; valid where ``FPOGV`` is 1 or a point other than (0, 0) is given);
+- an export without ``MEDIA_NAME``/``MEDIA_ID`` names no image: its gaze is a reading of the image
+  the upload names (the ``image_key`` option);
+- ``TIMETICK`` without ``(f=...)`` has its frequency measured against TIME.
+
 EGD-CXR's eye_gaze.csv / fixations.csv have the same columns plus ``SESSION_ID``, ``DICOM_ID``,
 ``Time (in secs)`` and ``X_ORIGINAL``/``Y_ORIGINAL``.
 """
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 
 from ml.gaze.formats._csv import CsvChunks
-from ml.gaze.formats._labels import Labels
+from ml.gaze.formats._labels import Labels, printable
 from ml.gaze.formats._numbers import Grow, check_time, floats
 from ml.gaze.formats._text import open_text
 from ml.gaze.recording import (
@@ -38,6 +56,12 @@ from ml.gaze.recording import (
 )
 
 TICKS_PER_MS = 10_000.0
+# Two valid rows belong to one fixation while their start (TIME - FPOGD) stays within this (ms):
+# TIME and FPOGD are written to 10 us, so a start moves by 0.02 ms at most within a fixation.
+START_TOLERANCE_MS = 1.0
+# Without FPOGID, a file is all_gaze when this share of consecutive rows share a start (the
+# real 6.9 all_gaze exports: 0.74 and 0.90; a fixations file: 0).
+SHARED_START_ALL_GAZE = 0.3
 
 
 def read_gazepoint(
@@ -90,12 +114,15 @@ def read_gazepoint_csv(
         else:
             ctime = next((h for h in r.header if h.startswith("TIME(")), None) or r.find("TIME")
             sess = None
-            media = r.find("MEDIA_NAME", required=False) or r.find("MEDIA_ID")
+            media = r.find("MEDIA_NAME", required=False) or r.find("MEDIA_ID", required=False)
             rec.meta["export_time"] = ctime[5:-1] if ctime.startswith("TIME(") else ""
         ctick = next((h for h in r.header if h.startswith("TIMETICK")), None)
-        need = ["FPOGX", "FPOGY", "FPOGS", "FPOGD", "FPOGID", "FPOGV"]
-        for c in need:
+        for c in ("FPOGX", "FPOGY", "FPOGD", "FPOGV"):
             r.find(c)
+        has_id, has_start = "FPOGID" in ix, "FPOGS" in ix
+        if egd:  # the dataset's files always have them
+            r.find("FPOGS")
+            r.find("FPOGID")
         has_b = "BPOGX" in ix and "BPOGY" in ix
         colmap = {
             "bx": "BPOGX",
@@ -112,7 +139,6 @@ def read_gazepoint_csv(
             "yo": "Y_ORIGINAL",
         }
         vmap = {"bv": "BPOGV", "fv": "FPOGV", "lv": "LPMMV", "rv": "RPMMV"}
-        first_rows: list[tuple[float, float]] = []
         numeric = [ctime, ctick, *colmap.values(), *vmap.values(), "FPOGID", "CNT"]
         for columns, ln in r.chunks(fast=True, numeric=numeric, text=[media, sess]):
 
@@ -125,30 +151,42 @@ def read_gazepoint_csv(
             tick = num(ctick)
             g["t"].add(t)
             g["tick"].add(tick)
-            gl.add(np.frombuffer(ln, dtype=np.int64).copy())
+            rows_ln = np.frombuffer(ln, dtype=np.int64).copy()
+            gl.add(rows_ln)
             for k, c in colmap.items():
                 g[k].add(num(c))
             for k, c in vmap.items():
                 gv[k].add(np.nan_to_num(num(c)) == 1)
-            if len(first_rows) < 200:
-                first_rows.extend(zip(num("FPOGID")[:200], num("CNT")[:200], strict=True))
+            if media is None:
+                gs.add(np.full(len(ln), -1, np.int32))
+                continue
             names = columns[ix[media]]
             session = columns[ix[sess]] if sess else None
-            gs.add(labels.runs(names, t, 0.0, "DICOM_ID" if egd else "MEDIA_NAME", session=session))
+            gs.add(
+                labels.runs(
+                    names, t, 0.0, "DICOM_ID" if egd else "MEDIA_NAME", session=session,
+                    lines=rows_ln,
+                )
+            )  # fmt: skip
 
     if not g["t"].parts:
         raise GazeFormatError("no data rows after the header", path=path)
+    lines = gl.array()
+    stim = gs.array()
+    media_t = g["t"].array()
     if kind is None:
-        fid = np.array([a for a, _ in first_rows])
-        kind = "fixations" if len(fid) > 1 and np.all(np.diff(fid) != 0) else "all_gaze"
+        kind = _kind(g["fid"].array(), media_t - g["fd"].array() * 1000.0, stim, has_id)
     if kind not in ("all_gaze", "fixations"):
         raise ValueError(f"kind must be 'all_gaze' or 'fixations', not {kind!r}")
     rec.format = (
         f"{fmt}_{'fixations' if kind == 'fixations' else ('eye_gaze' if egd else 'all_gaze')}"
     )
-    lines = gl.array()
-    stim = gs.array()
-    media_t = g["t"].array()
+    column = "DICOM_ID" if egd else (media or "")
+    for st in labels.unprintable():
+        rec.warn(
+            f"line {st.line}: the {column} cell '{printable(st.name)}' holds a control character "
+            "(a NUL byte?): kept as a stimulus of its own, which matches no image"
+        )
     tick = g["tick"].array()
     time_ms = _clock(rec, media_t, tick, stim, lines, path, ctick)
     # Media-relative seconds -> recording ms: the offset of each row's media clock.
@@ -164,18 +202,26 @@ def read_gazepoint_csv(
         for i, a, b in zip(ids.tolist(), first_t.tolist(), last_t.tolist(), strict=True):
             rec.stimuli[i].start_ms = a
             rec.stimuli[i].end_ms = b
+    if media is None:
+        rec.meta["reduced_export"] = True
+        rec.warn(
+            "the export has no MEDIA_NAME or MEDIA_ID column (a reduced Gazepoint export): it "
+            "names no image, and is a reading of the image the upload names (option image_key)"
+        )
     rec.screen_size_px = tuple(screen_size_px) if screen_size_px else None
     if rec.screen_size_px is None:
         rec.warn(
             "Gazepoint positions are fractions of the screen and the export does not state "
             "its size; give the session's screen size"
         )
-    fid, fv = g["fid"].array(), gv["fv"].array()
-    fs_ms = g["fs"].array() * 1000.0 + offset
+    fv = gv["fv"].array()
     fd_ms = g["fd"].array() * 1000.0
     fx, fy = g["fx"].array(), g["fy"].array()
     xo, yo = g["xo"].array(), g["yo"].array()
+    # FPOGS (media seconds) on the recording clock; without it, TIME - FPOGD is the same start.
+    fs_ms = g["fs"].array() * 1000.0 + offset if has_start else time_ms - fd_ms
     if kind == "fixations":
+        fid = g["fid"].array() if has_id else np.arange(1.0, len(fv) + 1.0)
         keep = np.ones(len(fid), bool)
         rec.fixations = Fixations(
             fs_ms[keep],
@@ -196,8 +242,22 @@ def read_gazepoint_csv(
     dup = check_time(time_ms, lines, stim, path, ctick or ctime)
     if dup:
         rec.warn(f"{dup} sample(s) repeat the previous sample's time")
-    bx, by = (g["bx"].array(), g["by"].array()) if has_b else (fx, fy)
-    bv = gv["bv"].array() if has_b else fv
+    if has_id:
+        fid = g["fid"].array()
+    else:
+        fid = _derived_fixation_ids(media_t - fd_ms, fd_ms, fv & np.isfinite(fx), stim)
+        rec.meta["fixation_ids"] = "derived from FPOGD (no FPOGID column)"
+    if has_b:
+        bx, by, bv = g["bx"].array(), g["by"].array(), gv["bv"].array()
+    else:
+        # FPOGV = 0 says "no fixation now", not "no gaze": between fixations the real exports'
+        # FPOG follows the gaze. Gazepoint writes a lost point as (0, 0).
+        bx, by = fx, fy
+        bv = fv | (np.isfinite(fx) & np.isfinite(fy) & ((fx != 0) | (fy != 0)))
+        rec.warn(
+            "no BPOGX/BPOGY columns: the samples are the fixation point of gaze (FPOGX/FPOGY), "
+            "valid where FPOGV is 1 or a point other than (0, 0) is given"
+        )
     valid = bv & np.isfinite(bx) & np.isfinite(by)
     pl, pr = g["pl"].array(), g["pr"].array()
     lv, rv = gv["lv"].array(), gv["rv"].array()
@@ -246,6 +306,48 @@ def read_gazepoint_csv(
     return rec
 
 
+def _kind(fid: np.ndarray, start_ms: np.ndarray, stim: np.ndarray, has_id: bool) -> str:
+    """``all_gaze`` or ``fixations`` from the rows' FPOGID, or without it their fixation's start
+    (media TIME - FPOGD, ms): within one media, fixation rows never repeat an FPOGID and never
+    share a start with the next row, while sample rows do both (a fixation lasts many samples).
+    FPOGID restarts with each media (EGD-CXR), so pairs across a media change do not count."""
+    if len(fid) < 2:
+        return "all_gaze"
+    same = stim[1:] == stim[:-1]
+    if has_id:
+        return "fixations" if np.all(np.diff(fid)[same] != 0) else "all_gaze"
+    with np.errstate(invalid="ignore"):
+        shared = np.abs(np.diff(start_ms)) <= START_TOLERANCE_MS
+    pairs = same & np.isfinite(np.diff(start_ms))
+    if not pairs.any():
+        return "all_gaze"
+    share = float(np.mean(shared[pairs]))
+    return "all_gaze" if share >= SHARED_START_ALL_GAZE else "fixations"
+
+
+def _derived_fixation_ids(
+    start_ms: np.ndarray, fd_ms: np.ndarray, valid: np.ndarray, stim: np.ndarray
+) -> np.ndarray:
+    """Fixation ids of all_gaze rows without FPOGID (NaN on rows outside a valid fixation).
+
+    A valid row starts a new fixation when its start (media TIME - FPOGD) moves by more than
+    :data:`START_TOLERANCE_MS` from the previous valid row's, when FPOGD drops (it restarts with
+    each fixation), or when the media changes.
+    """
+    out = np.full(len(start_ms), np.nan)
+    rows = np.flatnonzero(valid & np.isfinite(start_ms) & np.isfinite(fd_ms))
+    if not rows.size:
+        return out
+    new = np.r_[
+        True,
+        (np.abs(np.diff(start_ms[rows])) > START_TOLERANCE_MS)
+        | (np.diff(fd_ms[rows]) < 0)
+        | (np.diff(stim[rows]) != 0),
+    ]
+    out[rows] = np.cumsum(new)
+    return out
+
+
 def _clock(
     rec: GazeRecording,
     media_t: np.ndarray,
@@ -255,16 +357,26 @@ def _clock(
     path: str,
     ctick: str | None,
 ) -> np.ndarray:
-    """Recording time in ms: from TIMETICK when it is a usable clock, else from TIME."""
+    """Recording time in ms: from TIMETICK when it is a usable clock, else from TIME.
+
+    The tick frequency is the header's ``(f=...)``; a ``TIMETICK`` column that states none has
+    it measured against TIME (a power of ten, 10 MHz on every Gazepoint export seen).
+    """
     usable = ctick is not None and np.isfinite(tick).all() and len(tick) > 0
     if usable and len(tick) > 1:
         steps = np.diff(tick)
         # Excel's 5.88E+12 keeps 3 significant digits: every step is then 0.
         usable = bool(np.count_nonzero(steps)) or len(tick) < 3
+    per_ms = _ticks_per_ms(ctick, media_t, tick, stim) if usable else None
+    if per_ms is not None:
+        rec.time_origin = f"first row (Gazepoint TIMETICK, {per_ms / 1000:g} MHz)"
+        return (tick - tick[0]) / per_ms + media_t[0]
     if usable:
-        rec.time_origin = "first row (Gazepoint TIMETICK, 10 MHz)"
-        return (tick - tick[0]) / TICKS_PER_MS + media_t[0]
-    if ctick is not None:
+        rec.warn(
+            f"column {ctick!r} states no tick frequency and none could be measured against "
+            "TIME: time comes from the TIME column instead"
+        )
+    elif ctick is not None:
         rec.warn(
             f"column {ctick!r} has lost its precision (an Excel re-save writes 5.88E+12): "
             "time comes from the TIME column instead"
@@ -281,6 +393,30 @@ def _clock(
             offset = out[b - 1] + dt - (media_t[b] if b < len(out) else 0.0)
         rec.warn("media restart TIME at 0; their runs were laid end to end")
     return out
+
+
+def _ticks_per_ms(
+    ctick: str, media_t: np.ndarray, tick: np.ndarray, stim: np.ndarray
+) -> float | None:
+    """Ticks per ms of a TIMETICK column: its header's ``f=``, else measured against TIME and
+    rounded to a power of ten (None when the measure is no power of ten, within 2 %)."""
+    m = re.search(r"f\s*=\s*([0-9.eE+]+)", ctick)
+    if m:
+        try:
+            return float(m.group(1)) / 1000.0
+        except ValueError:
+            pass
+    if len(tick) < 2:
+        return TICKS_PER_MS
+    dt = np.diff(media_t)
+    keep = (dt > 0) & (stim[1:] == stim[:-1])
+    if not keep.any():
+        return None
+    ratio = float(np.median(np.diff(tick)[keep] / dt[keep]))
+    if not math.isfinite(ratio) or ratio <= 0:
+        return None
+    power = 10.0 ** round(math.log10(ratio))
+    return power if abs(ratio / power - 1.0) < 0.02 else None
 
 
 def _check_fixation_times(

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from ml.gaze.formats._csv import CsvChunks
-from ml.gaze.formats._labels import Labels
+from ml.gaze.formats._labels import Labels, is_calibration_name, printable
 from ml.gaze.formats._numbers import Grow, check_time, floats
 from ml.gaze.recording import (
     Calibration,
@@ -217,7 +217,12 @@ def read_tobii_pro_lab(
                     }
                     return None
 
-                gs.add(labels.runs(names, t, 0.0, name_col, make=make))
+                gs.add(
+                    labels.runs(
+                        names, t, 0.0, name_col, make=make,
+                        lines=np.frombuffer(ln, dtype=np.int64)[sel],
+                    )
+                )  # fmt: skip
             else:
                 gs.add(np.full(len(sel), -1, np.int32))
 
@@ -233,6 +238,7 @@ def read_tobii_pro_lab(
     for s in labels.stimuli:
         s.placement = stim_meta.get(s.name)
     rec.stimuli = labels.stimuli
+    _mark_calibration(rec, labels)
     eyes = {}
     for side, k in (("left", "l"), ("right", "r")):
         x, y = g["x" + k].array(), g["y" + k].array()
@@ -260,6 +266,26 @@ def read_tobii_pro_lab(
         )
     _pro_lab_header(rec, head, screen_size_px)
     return rec
+
+
+def _mark_calibration(rec: GazeRecording, labels: Labels) -> None:
+    """The tracker's own calibration/validation screens (Pro Lab names its stimulus
+    ``Eyetracker Calibration``) are calibration screens, not images to match; names with a
+    control character in them are reported."""
+    screens = []
+    for s in rec.stimuli:
+        if is_calibration_name(s.name):
+            s.source = "calibration"
+            screens.append(s.name)
+    if screens:
+        rec.meta["calibration_screens"] = sorted(set(screens))
+        # Its dots move over the screen, where the export does not say: not measurable here.
+        rec.meta["calibration_target"] = "dots not in the export"
+    for s in labels.unprintable():
+        rec.warn(
+            f"line {s.line}: the stimulus name '{printable(s.name)}' holds a control character: "
+            "kept as a stimulus of its own, which matches no image"
+        )
 
 
 def _pro_lab_header(
@@ -376,7 +402,12 @@ def read_tobii_studio(path: str, *, screen_size_px: tuple[int, int] | None = Non
                 gfix.add(np.zeros(len(sel), bool))
             if opt["media"]:
                 names = tuple(columns[ix[opt["media"]]][i] for i in sel)
-                gs.add(labels.runs(names, t_all[sel], 0.0, "MediaName"))
+                gs.add(
+                    labels.runs(
+                        names, t_all[sel], 0.0, "MediaName",
+                        lines=np.frombuffer(ln, dtype=np.int64)[sel],
+                    )
+                )  # fmt: skip
             else:
                 gs.add(np.full(len(sel), -1, np.int32))
     time_ms = g["t"].array()
@@ -404,6 +435,7 @@ def read_tobii_studio(path: str, *, screen_size_px: tuple[int, int] | None = Non
     for s in labels.stimuli:
         s.placement = None
     rec.stimuli = labels.stimuli
+    _mark_calibration(rec, labels)
     fx, fy = g["fx"].array(), g["fy"].array()
     fi = g["fi"].array()
     fix = _fixations_from_labels(

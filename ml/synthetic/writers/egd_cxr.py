@@ -164,10 +164,11 @@ def _mimic_id(rng: np.random.Generator) -> str:
     return "-".join(f"{int(v):08x}" for v in rng.integers(0, 2**32, 5))
 
 
-def _pads(r: Reading) -> tuple[int, int, int, int]:
+def _pads(r: Reading, convention: str = "image_px") -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the first view: original-image pixels, or screen pixels."""
     v = r.views[0]
     g = r.geometry
-    s = v.scale
+    s = v.scale if convention == "image_px" else 1.0
     return (
         int(round(v.screen_rect[1] / s)),
         int(round((g.screen_height_px - v.screen_rect[3]) / s)),
@@ -183,8 +184,16 @@ def write_egd_cxr(
     session_id: int = 1,
     calibration_every: int = 20,
     seed: int = 0,
+    pad_convention: str = "image_px",
 ) -> dict[str, Path]:
     """Write one EGD-CXR session: fixations.csv, eye_gaze.csv, master_sheet.csv and truth.json.
+
+    ``pad_convention="screen_px"`` writes master_sheet.csv's pads in screen pixels and
+    X_ORIGINAL/Y_ORIGINAL the way the EGD-CXR authors' processing code computes them: inside
+    ``left < FPOGX * 1920 < 1920 - right`` (and likewise for y), ``X_ORIGINAL = int(w / (1920 -
+    left - right) * (FPOGX * 1920 - left))``, else -1 (the image taken as filling the screen
+    less its pads). The default ``"image_px"`` writes both as ``ml.gaze`` maps them
+    (``ImageRect.from_padding``: pads in original-image pixels).
 
     Args:
         readings: image readings by one radiologist, in presentation order (all at one rate).
@@ -193,10 +202,13 @@ def write_egd_cxr(
         calibration_every: every n-th screen is a calibration screen (first one at MEDIA_ID 0);
             0 for none.
         seed: seeds the clock, calibration screens and master-sheet demographics.
+        pad_convention: ``"image_px"`` or ``"screen_px"`` (see above).
 
     Returns:
         {"fixations", "eye_gaze", "master_sheet", "truth"} paths.
     """
+    if pad_convention not in ("image_px", "screen_px"):
+        raise ValueError(f"pad_convention must be image_px or screen_px, not {pad_convention!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, session_id, 11])
@@ -231,6 +243,15 @@ def write_egd_cxr(
         def original(fx: np.ndarray, fy: np.ndarray, times: np.ndarray, r=r, W=W, H=H):
             ox = np.full(fx.shape, -1, dtype=np.int64)
             oy = np.full(fx.shape, -1, dtype=np.int64)
+            if pad_convention == "screen_px" and r.kind == "image":
+                top, bottom, left, right = _pads(r, "screen_px")
+                ex, ey = fx * W, fy * H
+                inside = (ex > left) & (ex < W - right) & (ey > top) & (ey < H - bottom)
+                sx = r.image_width / (W - left - right)
+                sy = r.image_height / (H - top - bottom)
+                ox[inside] = (sx * (ex[inside] - left)).astype(np.int64)  # int(): truncation
+                oy[inside] = (sy * (ey[inside] - top)).astype(np.int64)
+                return ox, oy
             which = r.view_index_at(times)
             for k, view in enumerate(r.views):
                 sel = which == k
@@ -313,7 +334,9 @@ def write_egd_cxr(
                 "session_id": session_id,
                 "media_id": media_id,
                 "first_cnt": cnt0,
-                "pads_top_bottom_left_right": list(_pads(r)) if r.kind == "image" else None,
+                "pads_top_bottom_left_right": (
+                    list(_pads(r, pad_convention)) if r.kind == "image" else None
+                ),
             }
         )
         cnt0 += r.t.size
@@ -327,7 +350,9 @@ def write_egd_cxr(
             continue
         ms_w.writerow(
             _master_row(
-                r, np.random.default_rng([seed, len(r.image_key), 3, *r.image_key.encode()[:16]])
+                r,
+                np.random.default_rng([seed, len(r.image_key), 3, *r.image_key.encode()[:16]]),
+                pad_convention,
             )
         )
 
@@ -349,14 +374,22 @@ def write_egd_cxr(
             "original": "X_ORIGINAL/Y_ORIGINAL = FPOG mapped to image pixels; -1 off the image",
             "calibration": "screens of kind 'calibration' are absent from master_sheet.csv",
             "time": "Time (in secs) restarts at each media; fixation rows: Time = FPOGS + FPOGD",
+            **(
+                {
+                    "pads": "image_*_pad in screen pixels; X_ORIGINAL/Y_ORIGINAL as the EGD-CXR "
+                    "authors' code computes them (the image filling the screen less its pads)"
+                }
+                if pad_convention == "screen_px"
+                else {}
+            ),
         },
     )
     return paths
 
 
-def _master_row(r: Reading, rng: np.random.Generator) -> list[str]:
+def _master_row(r: Reading, rng: np.random.Generator, pad_convention: str) -> list[str]:
     label = r.label if r.label in _DX else "Normal"
-    top, bottom, left, right = _pads(r)
+    top, bottom, left, right = _pads(r, pad_convention)
     patient = int(rng.integers(10_000_000, 20_000_000))
     study = int(rng.integers(50_000_000, 60_000_000))
     dxs = [_DX[label][int(i)] for i in rng.permutation(len(_DX[label]))[: int(rng.integers(1, 4))]]

@@ -21,7 +21,13 @@ import numpy as np
 from ml.synthetic.radiologist import BLINK, Reading
 from ml.synthetic.writers.truth import fixation_measured_positions, write_truth
 
-__all__ = ["GAZEPOINT_COLUMNS", "GazepointFields", "gazepoint_fields", "write_gazepoint_csv"]
+__all__ = [
+    "GAZEPOINT_COLUMNS",
+    "GAZEPOINT_REDUCED_COLUMNS",
+    "GazepointFields",
+    "gazepoint_fields",
+    "write_gazepoint_csv",
+]
 
 # Gazepoint Analysis 6.x "all gaze" columns after MEDIA_ID, MEDIA_NAME, CNT, TIME(...), TIMETICK.
 GAZEPOINT_COLUMNS: tuple[str, ...] = (
@@ -76,6 +82,19 @@ GAZEPOINT_COLUMNS: tuple[str, ...] = (
     "SACCADE_MAG",
     "SACCADE_DIR",
     "VID_FRAME",
+)
+
+
+# The reduced column set a Gazepoint Analysis 6.x user may export (columns ticked in the export
+# dialog): no MEDIA_ID/MEDIA_NAME, no FPOGID/FPOGS, no BPOG*; TIME and TIMETICK without their
+# parenthesised suffixes, and still a trailing comma on every line.
+GAZEPOINT_REDUCED_COLUMNS: tuple[str, ...] = (
+    "TIME",
+    "TIMETICK",
+    "FPOGX",
+    "FPOGY",
+    "FPOGD",
+    "FPOGV",
 )
 
 
@@ -240,11 +259,18 @@ def write_gazepoint_csv(
     user: str = "User1",
     seed: int = 0,
     recorded_at: _dt.datetime | None = None,
+    reduced: bool = False,
 ) -> dict[str, Path]:
     """Write a Gazepoint Analysis export: ``<user>_all_gaze.csv`` and ``<user>_fixations.csv``.
 
     One media per reading (MEDIA_NAME is the image key), TIME in seconds restarting at each media,
     TIMETICK in 10 MHz ticks running on, five-decimal values and a trailing comma on every line.
+
+    ``reduced=True`` writes Gazepoint Analysis 6.x's reduced export instead: the header is exactly
+    ``TIME,TIMETICK,FPOGX,FPOGY,FPOGD,FPOGV,`` (:data:`GAZEPOINT_REDUCED_COLUMNS`), so the files
+    name no media (one reading only) and no fixation id; between fixations (FPOGV = 0) FPOGX/FPOGY
+    follow the raw gaze, off-screen values included, as the real exports do, while FPOGD keeps
+    the last fixation's duration.
 
     Args:
         readings: one per media, in presentation order.
@@ -252,10 +278,13 @@ def write_gazepoint_csv(
         user: the participant name in the file names.
         seed: seeds the session clock and the eye-camera details.
         recorded_at: the session start written in the TIME(...) header; default from the seed.
+        reduced: write the reduced 6.x column set (one reading).
 
     Returns:
         {"all_gaze": path, "fixations": path, "truth": path}.
     """
+    if reduced:
+        return _write_reduced(readings, Path(out_dir), user=user, seed=seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 5])
@@ -350,6 +379,64 @@ def write_gazepoint_csv(
         notes={
             "positions": "FPOG*/BPOG* are fractions of the screen, origin top-left",
             "time": "TIME restarts at each media (s); TIMETICK is 10 MHz ticks",
+            "fixation_row": "the sample closing the fixation: TIME = FPOGS + FPOGD",
+        },
+    )
+    return paths
+
+
+def _write_reduced(
+    readings: Sequence[Reading], out_dir: Path, *, user: str, seed: int
+) -> dict[str, Path]:
+    """The reduced 6.x export of one reading (see :func:`write_gazepoint_csv`)."""
+    if len(readings) != 1:
+        raise ValueError("a reduced Gazepoint export names no media: write one reading per file")
+    (r,) = readings
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 5])
+    tick0 = int(rng.integers(10**12, 4 * 10**12))
+    gf = gazepoint_fields(r, seed=seed)
+    s, fx = gf.samples, gf.fix
+    ticks = tick0 + np.rint(r.t * 1e7).astype(np.int64)
+    W, H = r.geometry.screen_width_px, r.geometry.screen_height_px
+    # Between fixations the real exports' FPOG follows the gaze (FPOGD stays put).
+    between = s["FPOGV"] == 0
+    raw_x = np.where(r.valid, np.nan_to_num(r.x) / W, 0.0)
+    raw_y = np.where(r.valid, np.nan_to_num(r.y) / H, 0.0)
+    fpogx = np.where(between, raw_x, s["FPOGX"])
+    fpogy = np.where(between, raw_y, s["FPOGY"])
+
+    def line(time: float, tick: int, x: float, y: float, d: float, v: int) -> str:
+        return f"{_f5(time)},{tick},{_f5(x)},{_f5(y)},{_f5(d)},{int(v)},\n"
+
+    header = ",".join(GAZEPOINT_REDUCED_COLUMNS) + ",\n"
+    gaze = [header] + [
+        line(r.t[i], ticks[i], fpogx[i], fpogy[i], s["FPOGD"][i], s["FPOGV"][i])
+        for i in range(r.t.size)
+    ]
+    fix = [header] + [
+        line(
+            fx["TIME"][k], tick0 + int(round(fx["TIME"][k] * 1e7)), fx["FPOGX"][k],
+            fx["FPOGY"][k], fx["FPOGD"][k], 1,
+        )
+        for k in range(len(r.fixations))
+    ]  # fmt: skip
+    paths = {
+        "all_gaze": out_dir / f"{user}_all_gaze.csv",
+        "fixations": out_dir / f"{user}_fixations.csv",
+    }
+    paths["all_gaze"].write_text("".join(gaze), encoding="utf-8")
+    paths["fixations"].write_text("".join(fix), encoding="utf-8")
+    paths["truth"] = write_truth(
+        readings,
+        out_dir / "truth.json",
+        fmt="gazepoint_csv_reduced",
+        extras=[{"media_name": None, "timetick_at_media_start": int(ticks[0])}],
+        notes={
+            "columns": ",".join(GAZEPOINT_REDUCED_COLUMNS) + ", (Gazepoint Analysis 6.x)",
+            "positions": "FPOG* are fractions of the screen, origin top-left; off-screen values "
+            "(< 0, > 1) between fixations",
+            "fixations": "no FPOGID: a fixation is a run of FPOGV = 1 rows sharing TIME - FPOGD",
             "fixation_row": "the sample closing the fixation: TIME = FPOGS + FPOGD",
         },
     )

@@ -20,7 +20,7 @@ import numpy as np
 from ml.synthetic.radiologist import BLINK, FIXATION, Reading
 from ml.synthetic.writers.truth import fixation_measured_positions, write_truth
 
-__all__ = ["TOBII_PRO_LAB_COLUMNS", "write_tobii_pro_lab_tsv"]
+__all__ = ["CALIBRATION_STIMULUS", "TOBII_PRO_LAB_COLUMNS", "write_tobii_pro_lab_tsv"]
 
 _META = (
     "Project name",
@@ -107,6 +107,11 @@ TOBII_PRO_LAB_COLUMNS: tuple[str, ...] = (
     "Mouse position Y [DACS px]",
 )
 _INDEX = {c: i for i, c in enumerate(TOBII_PRO_LAB_COLUMNS)}
+# Pro Lab's own calibration screen, as a real export names it, and where its dots are shown
+# (fractions of the screen), each for CALIBRATION_DOT_MS.
+CALIBRATION_STIMULUS = "Eyetracker Calibration"
+CALIBRATION_DOTS = ((0.5, 0.5), (0.1, 0.1), (0.9, 0.1), (0.1, 0.9), (0.9, 0.9))
+CALIBRATION_DOT_MS = 500.0
 
 
 def write_tobii_pro_lab_tsv(
@@ -117,8 +122,14 @@ def write_tobii_pro_lab_tsv(
     decimal: str = ",",
     participant: str | None = None,
     recorded_at: _dt.datetime | None = None,
+    calibration: bool = False,
 ) -> dict[str, Path]:
     """Write readings (one recording, one image stimulus each) as a Tobii Pro Lab TSV export.
+
+    ``calibration=True`` starts the recording with Pro Lab's own calibration screen, as a real
+    export has it: an ``Eye tracker Calibration start`` event, then samples whose ``Presented
+    Stimulus name`` is ``Eyetracker Calibration`` (no media columns), the gaze fixating
+    :data:`CALIBRATION_DOTS` one after the other; the images follow.
 
     Args:
         readings: in presentation order, all by one reader.
@@ -127,6 +138,7 @@ def write_tobii_pro_lab_tsv(
         decimal: decimal separator ("," as a European-locale export writes, or ".").
         participant: Participant name; default the reader's name.
         recorded_at: recording start; default from the seed.
+        calibration: write the calibration screen first.
 
     Returns:
         {"tsv": path, "truth": path}.
@@ -147,6 +159,9 @@ def write_tobii_pro_lab_tsv(
 
     gap_ms = 1500.0
     offsets, t_ms = [], 800.0
+    calibration_at = t_ms
+    if calibration:
+        t_ms += len(CALIBRATION_DOTS) * CALIBRATION_DOT_MS + gap_ms
     for r in readings:
         offsets.append(t_ms)
         t_ms += r.duration_s * 1000.0 + gap_ms
@@ -209,6 +224,32 @@ def write_tobii_pro_lab_tsv(
     event(0.0, "RecordingStart")
     extras = []
     disparity = rng.normal(0, 6.0, 2)
+    if calibration:
+        event(calibration_at, "Eye tracker Calibration start")
+        step = 1000.0 / readings[0].rate_hz
+        n_dot = int(round(CALIBRATION_DOT_MS / step))
+        for d, (fx_, fy_) in enumerate(CALIBRATION_DOTS):
+            for j in range(n_dot):
+                ms = calibration_at + (d * n_dot + j) * step
+                row = blank(ms)
+                row[2] = "Eye Tracker"
+                row[_INDEX["Eyetracker timestamp [μs]"]] = str(tracker0 + int(round(ms * 1000)))
+                gx = fx_ * W + off[0] + rng.normal(0, 3.0)
+                gy = fy_ * H + off[1] + rng.normal(0, 3.0)
+                row[_INDEX["Gaze point X [DACS px]"]] = str(int(round(gx)))
+                row[_INDEX["Gaze point Y [DACS px]"]] = str(int(round(gy)))
+                row[_INDEX["Validity left"]] = row[_INDEX["Validity right"]] = "Valid"
+                row[_INDEX["Presented Stimulus name"]] = CALIBRATION_STIMULUS
+                row[_INDEX["Eye movement type"]] = "Fixation"
+                row[_INDEX["Eye movement event duration [ms]"]] = str(int(round(n_dot * step)))
+                row[_INDEX["Eye movement type index"]] = str(d + 1)
+                row[_INDEX["Fixation point X [DACS px]"]] = str(int(round(fx_ * W + off[0])))
+                row[_INDEX["Fixation point Y [DACS px]"]] = str(int(round(fy_ * H + off[1])))
+                rows.append(row)
+        event(
+            calibration_at + len(CALIBRATION_DOTS) * CALIBRATION_DOT_MS,
+            "Eye tracker Calibration end",
+        )
     for r, t_off in zip(readings, offsets, strict=True):
         v = r.views[0]
         rect = [int(round(c)) for c in v.screen_rect]
