@@ -155,6 +155,8 @@ QUALITY_LABELS = [
     ("validation_error_deg", "Validation error", "deg"),
     ("fixation_source", "Fixations from", ""),
     ("fixation_count", "Fixations", ""),
+    ("fixations_stored", "Fixations stored", ""),
+    ("original_xy_max_error_px", "Largest disagreement with X/Y_ORIGINAL", "px"),
     ("mean_fixation_ms", "Mean fixation", "ms"),
     ("readings", "Readings stored", ""),
 ]
