@@ -9,7 +9,6 @@ import json
 import django_filters
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
@@ -18,6 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from apps.core import storage
 from apps.core.api import StrictSerializer, error_body
 from apps.core.storage import StorageError, spooled_temp
 from apps.imaging import services
@@ -335,8 +335,8 @@ class ImageViewSet(
         if not path:
             raise Http404("This image has no such file.")
         try:
-            handle = default_storage.open(path, "rb")
-        except (FileNotFoundError, OSError):
+            handle = storage.open_file(path)
+        except storage.StorageError:
             raise Http404("The file is missing from storage.") from None
         response = FileResponse(handle, content_type=content_type, filename=filename)
         response["Cache-Control"] = "private, max-age=3600"
