@@ -27,7 +27,7 @@ from ml.data import blob_dataset
 from ml.losses import MultiTaskLoss
 from ml.models import create_model
 from ml.runtime import Runtime, cpu_has_fast_bf16
-from ml.train import train_step
+from ml.train import Trainee
 
 
 class _PeakRSS:
@@ -91,19 +91,10 @@ def _setup(runtime: Runtime, size: tuple[int, int], base: int, batch: int, seed:
     targets = torch.from_numpy(data["targets"]).to(runtime.device)
     labels = torch.from_numpy(data["labels"]).to(runtime.device)
     scaler = runtime.grad_scaler()
+    trainee = Trainee(model, loss_fn, optimizer, scaler, runtime)
 
     def one_step() -> float:
-        result = train_step(
-            model=model,
-            loss_fn=loss_fn,
-            optimizer=optimizer,
-            scaler=scaler,
-            runtime=runtime,
-            images=images,
-            target=targets,
-            labels=labels,
-        )
-        return float(result.losses["total"])
+        return float(trainee.step(images, targets, labels).losses["total"])
 
     @torch.no_grad()
     def infer_step() -> None:

@@ -16,7 +16,7 @@ from ml.evaluate import evaluate
 from ml.losses import MultiTaskLoss
 from ml.models import count_params, create_model
 from ml.runtime import Runtime
-from ml.train import train_step
+from ml.train import Trainee
 
 
 def _sync(device: torch.device) -> None:
@@ -52,16 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = torch.from_numpy(data["labels"][:2]).to(runtime.device)
 
     def step() -> dict[str, torch.Tensor]:
-        result = train_step(
-            model=model,
-            loss_fn=loss_fn,
-            optimizer=optimizer,
-            scaler=scaler,
-            runtime=runtime,
-            images=images,
-            target=targets,
-            labels=labels,
-        )
+        result = Trainee(model, loss_fn, optimizer, scaler, runtime).step(images, targets, labels)
         return {**result.losses, "dtype": result.output_dtype}
 
     cuda = runtime.device.type == "cuda"

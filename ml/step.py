@@ -20,6 +20,25 @@ class StepResult:
     output_dtype: torch.dtype
 
 
+@dataclass(frozen=True)
+class Trainee:
+    """What one step changes and how it runs: a model with its loss, optimizer, gradient scaler
+    and runtime. ``Trainee(...).step(images, target, labels)`` is :func:`train_step`."""
+
+    model: torch.nn.Module
+    loss_fn: MultiTaskLoss
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    runtime: Runtime
+
+    def step(self, images: torch.Tensor, target: torch.Tensor, labels: torch.Tensor) -> StepResult:
+        return train_step(
+            model=self.model, loss_fn=self.loss_fn, optimizer=self.optimizer,
+            scaler=self.scaler, runtime=self.runtime, images=images, target=target,
+            labels=labels,
+        )  # fmt: skip
+
+
 def train_step(
     *,
     model: torch.nn.Module,

@@ -29,7 +29,7 @@ from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.losses import LossConfig, MultiTaskLoss
 from ml.models import create_model
 from ml.runtime import Runtime, deterministic, rng_state, seed_everything, set_rng_state
-from ml.step import train_step
+from ml.step import Trainee, train_step  # noqa: F401 (train_step: the step, for callers)
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -236,16 +236,9 @@ def _train_epoch(
         if any(callback.should_cancel() for callback in callbacks):
             return None
         images, target, labels = _batch_to(batch, runtime)
-        losses = train_step(
-            model=model,
-            loss_fn=loss_fn,
-            optimizer=optimizer,
-            scaler=scaler,
-            runtime=runtime,
-            images=images,
-            target=target,
-            labels=labels,
-        ).losses
+        losses = (
+            Trainee(model, loss_fn, optimizer, scaler, runtime).step(images, target, labels).losses
+        )
         size = labels.shape[0]
         batch_sums = torch.stack(
             [losses["total"], losses["classification"], losses["saliency"]]

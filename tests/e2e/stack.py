@@ -62,6 +62,45 @@ print("STACK " + json.dumps({"token": key, "viewer_token": viewer_key, "lab": la
 """
 
 
+def worker_command(queues: str, hostname: str) -> list[str]:
+    """A Celery worker consuming ``queues`` (comma-separated), one task at a time."""
+    return [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
+            "--pool", "solo", "--hostname", hostname, "--without-mingle", "--without-gossip",
+            "-l", "info"]  # fmt: skip
+
+
+@contextlib.contextmanager
+def celery_worker(queue: str, log_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """A worker process consuming ``queue`` only (so no other worker takes its tasks), with
+    ``env`` (the test's database and MEDIA_ROOT); yields its hostname once it answers a ping."""
+    from config.celery import app as celery_app
+
+    hostname = f"{queue}@localhost"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        worker_command(queue, hostname), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    try:
+        wait_for(
+            lambda: (
+                process.poll() is not None
+                or celery_app.control.ping(destination=[hostname], timeout=1.0)
+            ),
+            90,
+            "the worker to answer a ping",
+        )
+        assert process.poll() is None, log_path.read_text()
+        yield hostname
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        print(log_path.read_text()[-3000:])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,11 +145,10 @@ class Stack:
 
     def start_worker(self, queues: str = "default,gpu") -> subprocess.Popen:
         log = (self.folder / "worker.log").open("a")
+        hostname = f"stack-{uuid.uuid4().hex[:8]}@localhost"
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
-             "--pool", "solo", "--hostname", f"stack-{uuid.uuid4().hex[:8]}@localhost",
-             "--without-mingle", "--without-gossip", "-l", "info"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            worker_command(queues, hostname), cwd=ROOT, env=self.env, stdout=log,
+            stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.processes["worker"] = process
         return process

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +15,7 @@ from django.utils import timezone
 from apps.labs.models import ApiToken
 from apps.labs.services import api_token_create
 from apps.labs.tasks import api_token_purge
-from config.celery import app as celery_app
+from tests.e2e.stack import celery_worker, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -33,65 +30,16 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+_wait = wait_for  # the name the gaze and imaging worker tests use
 
 
 @pytest.fixture
 def worker(tmp_path):
     """A worker consuming a queue of its own, so that no other worker takes our task."""
     queue = f"pytest-{uuid.uuid4().hex[:10]}"
-    hostname = f"{queue}@localhost"
-    log = (tmp_path / "worker.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--hostname",
-            hostname,
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "info",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "DATABASE_URL": _database_url()},
-    )
-    try:
-        _wait(
-            lambda: (
-                process.poll() is not None
-                or celery_app.control.ping(destination=[hostname], timeout=1.0)
-            ),
-            60,
-            "the worker to answer a ping",
-        )
-        assert process.poll() is None, (tmp_path / "worker.log").read_text()
+    env = {**os.environ, "DATABASE_URL": _database_url()}
+    with celery_worker(queue, tmp_path / "worker.log", env) as hostname:
         yield queue, hostname
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        print((tmp_path / "worker.log").read_text()[-3000:])
 
 
 def test_worker_runs_a_task_against_the_database(worker, personas):

@@ -18,11 +18,13 @@ from ml.train import TrainConfig, train
 
 def test_train_bench_and_gpu_check_import_the_same_step() -> None:
     assert ml.train.train_step is ml.step.train_step
-    assert ml.bench.train_step is ml.train.train_step
-    assert ml.gpu_check.train_step is ml.train.train_step
+    assert ml.train.Trainee is ml.step.Trainee
+    assert ml.bench.Trainee is ml.train.Trainee
+    assert ml.gpu_check.Trainee is ml.train.Trainee
 
 
-def _counting(monkeypatch, module) -> list[int]:
+def _counting(monkeypatch) -> list[int]:
+    """Count the calls of the one step (every Trainee.step goes through it)."""
     calls: list[int] = []
     real = ml.step.train_step
 
@@ -30,12 +32,12 @@ def _counting(monkeypatch, module) -> list[int]:
         calls.append(kwargs["images"].shape[0])
         return real(**kwargs)
 
-    monkeypatch.setattr(module, "train_step", counted)
+    monkeypatch.setattr(ml.step, "train_step", counted)
     return calls
 
 
 def test_the_training_loop_and_the_benchmark_run_that_step(monkeypatch, tmp_path) -> None:
-    trained = _counting(monkeypatch, ml.train)
+    trained = _counting(monkeypatch)
     data = blob_dataset(8, size=(32, 32), seed=1)
     sets = ArrayDataset(data["images"], data["targets"], data["labels"])
     config = TrainConfig(
@@ -45,12 +47,14 @@ def test_the_training_loop_and_the_benchmark_run_that_step(monkeypatch, tmp_path
     train(config, sets, sets, tmp_path)
     assert trained == [4, 4, 4, 4]  # 2 epochs of 2 batches, every one through the shared step
 
-    measured = _counting(monkeypatch, ml.bench)
+    trained.clear()
+    measured = trained
     ml.bench.bench([(32, 32)], base=4, batch=2, warmup=1, steps=1, loss_steps=2, device="cpu")
     # per path: warm-up + timed steps, then the loss comparison's steps
     assert len(measured) == 2 * (1 + 1) + 2 * 2
 
-    checked = _counting(monkeypatch, ml.gpu_check)
+    trained.clear()
+    checked = trained
     assert (
         ml.gpu_check.main(["--device", "cpu", "--height", "32", "--width", "32", "--base", "4"])
         == 0

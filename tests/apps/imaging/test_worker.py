@@ -3,57 +3,21 @@ worker process then ingests the batch, file by file, to its end."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from apps.imaging.models import Image, UploadBatch
 from apps.imaging.services import batches
 from apps.imaging.tasks import upload_batch_run_task
-from config.celery import app as celery_app
 from tests.apps.imaging.batches import post_files, twelve_files
 from tests.apps.imaging.conftest import stored_files
 from tests.conftest import client_for
-from tests.e2e.test_celery_worker import ROOT, _database_url, _wait
+from tests.e2e.stack import celery_worker
+from tests.e2e.test_celery_worker import _database_url, _wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@contextlib.contextmanager
-def celery_worker(queue: str, log_path: Path, media: Path):
-    """A worker process consuming ``queue`` only, on this test's database and MEDIA_ROOT."""
-    hostname = f"{queue}@localhost"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool", "solo",
-         "--hostname", hostname, "--without-mingle", "--without-gossip", "-l", "info"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "DATABASE_URL": _database_url(), "MEDIA_ROOT": str(media)},
-    )  # fmt: skip
-    try:
-        _wait(
-            lambda: (
-                process.poll() is not None
-                or celery_app.control.ping(destination=[hostname], timeout=1.0)
-            ),
-            90,
-            "the worker to answer a ping",
-        )
-        assert process.poll() is None, log_path.read_text()
-        yield hostname
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        print(log_path.read_text()[-3000:])
 
 
 def test_a_twelve_file_upload_is_answered_202_then_a_worker_ingests_it(
@@ -76,7 +40,8 @@ def test_a_twelve_file_upload_is_answered_202_then_a_worker_ingests_it(
     assert answer.json()["status"] == "queued" and Image.objects.count() == 0
     assert UploadBatch.objects.get(pk=batch_id).status == "queued"
 
-    with celery_worker(queue, tmp_path / "worker.log", media):
+    env = {**os.environ, "DATABASE_URL": _database_url(), "MEDIA_ROOT": str(media)}
+    with celery_worker(queue, tmp_path / "worker.log", env):
         _wait(
             lambda: UploadBatch.objects.get(pk=batch_id).status in ("done", "failed"),
             180,
