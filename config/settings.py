@@ -199,9 +199,10 @@ GAZE_SWEEP_PARSING_AFTER_S = env_int("GAZE_SWEEP_PARSING_AFTER_S", 600, minimum=
 GAZE_SWEEP_EVERY_S = env_int("GAZE_SWEEP_EVERY_S", 60, minimum=1)
 GAZE_PARSE_MAX_ATTEMPTS = env_int("GAZE_PARSE_MAX_ATTEMPTS", 3, minimum=1)
 # Cached saliency maps: at most the image's own size or one of the model's input sizes
-# (height, width), made only for roles that write, within a quota per lab.
+# (height, width), made only for roles that write.
 GAZE_SALIENCY_MODEL_SIZES = ((640, 512), (320, 256))
-GAZE_SALIENCY_QUOTA_BYTES = env_int("GAZE_SALIENCY_QUOTA_BYTES", 10 * 1024**3, minimum=0)
+# The derived files a lab may keep (previews, pixel arrays, saliency maps; apps.core.quota).
+LAB_DERIVED_QUOTA_BYTES = env_int("LAB_DERIVED_QUOTA_BYTES", 20 * 1024**3, minimum=0)
 
 # --- Security (production-like when DEBUG is off) --------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)

@@ -75,8 +75,8 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
                 codes += ["401", "403"]
             if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
                 codes.append("413")
-            if "saliency" in path:
-                codes.append("409")
+            if "saliency" in path or method == "post":
+                codes.append("409")  # a lab's quota of derived files, a state that forbids it
             responses = operation.setdefault("responses", {})
             for code in sorted(codes):
                 responses.setdefault(code, _response(code))

@@ -17,6 +17,11 @@ class GazeConfig(AppConfig):
         files.register(Recording, "file_path", "companion_path")
         files.register(SaliencyMap, "file_path")
 
+        from apps.core import quota
+        from apps.gaze.services.saliency import saliency_usage_bytes
+
+        quota.register("gaze", saliency_usage_bytes)
+
         def _reading_deleted(sender, instance, **kwargs):
             # A pooled map counts every reading of its image: one without this reading is new.
             pooled_maps_invalidate(lab_id=instance.lab_id, image_ids=[instance.image_id])

@@ -24,3 +24,13 @@ class ImagingConfig(AppConfig):
         # Files go with their rows (deleted after the deleting transaction commits).
         files.register(Image, "dicom_path", "preview_path", "thumbnail_path", "array_path")
         files.register(UploadBatchFile, "staged_name")
+
+        from django.db.models import Sum
+
+        from apps.core import quota
+
+        def _usage(lab_id: int) -> int:
+            total = Image.objects.filter(lab_id=lab_id).aggregate(n=Sum("derived_bytes"))["n"]
+            return int(total or 0)
+
+        quota.register("imaging", _usage)

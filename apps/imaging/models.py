@@ -59,6 +59,9 @@ class Image(models.Model):
     dicom_path = models.CharField(max_length=255, blank=True)
     preview_path = models.CharField(max_length=255)
     thumbnail_path = models.CharField(max_length=255)
+    derived_bytes = models.BigIntegerField(
+        default=0, help_text="Bytes of its preview, thumbnail and stored pixels (the lab's quota)."
+    )
     array_path = models.CharField(
         max_length=255,
         help_text="The file the float32 array is read from: the de-identified DICOM itself for "

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from apps.core.errors import QuotaExceeded
 from apps.core.uploads import Upload
 from apps.imaging import selectors, services
 from apps.labs.roles import Action, role_allows
@@ -114,6 +115,8 @@ def image_upload(request: HttpRequest) -> HttpResponse:
             errors = exc.messages
         except services.UploadRefused as exc:
             errors = [r.message for r in exc.results]
+        except QuotaExceeded as exc:
+            errors = [str(exc)]
         else:
             return redirect(f"{reverse('image-library')}?batch={batch.pk}")
     context = {

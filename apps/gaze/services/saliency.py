@@ -12,8 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
-from apps.core import storage
-from apps.core.errors import QuotaExceeded
+from apps.core import quota, storage
 from apps.core.storage import FileBatch
 from apps.gaze.models import Reading, SaliencyMap
 from apps.gaze.services.access import lab_role
@@ -29,10 +28,6 @@ from ml.saliency_maps import fixation_density, pool_maps, target_cache_key
 SALIENCY_MAX_SIDE = 4096
 # MT-UNet's input, (height, width): the size a map gets when none is asked for.
 SALIENCY_DEFAULT_SIZE = (640, 512)
-
-
-class SaliencyQuotaExceeded(QuotaExceeded):
-    """The lab's cached saliency maps would pass ``GAZE_SALIENCY_QUOTA_BYTES``."""
 
 
 def _saliency_size(target_size: tuple[int, int], image: Image) -> tuple[int, int]:
@@ -62,20 +57,10 @@ def _may_make(actor: User | None, lab: Lab) -> None:
         )
 
 
-def saliency_usage_bytes(*, lab: Lab) -> int:
-    return int(SaliencyMap.objects.filter(lab=lab).aggregate(n=Sum("size_bytes"))["n"] or 0)
-
-
-def _check_quota(lab: Lab, adding: int) -> None:
-    quota = settings.GAZE_SALIENCY_QUOTA_BYTES
-    used = saliency_usage_bytes(lab=lab)
-    if used + adding > quota:
-        raise SaliencyQuotaExceeded(
-            f"Lab {lab.name!r} keeps {used / 2**20:.1f} MiB of saliency maps, and this one "
-            f"({adding / 2**20:.1f} MiB) would pass its quota of {quota / 2**20:.0f} MiB "
-            "(GAZE_SALIENCY_QUOTA_BYTES): delete sessions or recordings you no longer need, or "
-            "ask the platform's administrator for a larger quota."
-        )
+def saliency_usage_bytes(lab_id: int) -> int:
+    """Bytes of the lab's cached saliency maps (its share of the derived-files quota)."""
+    total = SaliencyMap.objects.filter(lab_id=lab_id).aggregate(n=Sum("size_bytes"))["n"]
+    return int(total or 0)
 
 
 def _reading_rect(reading: Reading, image_size: tuple[int, int], screen_px) -> ImageRect:
@@ -130,7 +115,7 @@ def _saliency_store(*, lab: Lab, key: str, values: np.ndarray, **fields: Any) ->
     """Write the map's .npy content-addressed, then its row; a concurrent twin's row wins."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(values, dtype=np.float32), allow_pickle=False)
-    _check_quota(lab, buf.tell())
+    quota.check(lab=lab, adding=buf.tell(), what="this saliency map")
     fields["size_bytes"] = buf.tell()
     batch = FileBatch(app="gaze", lab_id=lab.pk)
     name = batch.put(kind="saliency", ext="npy", fh=buf)
@@ -182,7 +167,7 @@ def saliency_map_get_or_create(
         ValidationError: a bad size (over the image's own size and not a model input size), or
             no fixation on the image to make a map of.
         PermissionDenied: the map is not cached and ``actor``'s role may only read.
-        SaliencyQuotaExceeded: the lab's maps would pass its quota.
+        QuotaExceeded: the lab's derived files would pass its quota.
     """
     if (reading is None) == (image is None):
         raise TypeError("give exactly one of reading and image")

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from apps.core import storage
+from apps.core import quota, storage
 from apps.core.storage import FileBatch, StorageError
 from apps.core.uploads import Upload
 from apps.imaging.models import UploadBatch, UploadBatchFile
@@ -141,8 +141,10 @@ def upload_batch_create(
         PermissionDenied: the user may not write to ``lab``.
         ValidationError: no file, or a label that is not a class of the lab.
         UploadRefused: every file is empty or too large; nothing is stored.
+        QuotaExceeded: the lab's derived files are at its quota already; nothing is stored.
     """
     require_action(user=created_by, lab=lab, action=Action.WRITE)
+    quota.check(lab=lab, adding=1, what="another upload")
     image_class_defaults_ensure(lab=lab)
     uploads = list(uploads)
     if not uploads:

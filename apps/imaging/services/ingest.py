@@ -12,6 +12,7 @@ de-identified DICOM when asked for (see ``pixels.py``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import secrets
@@ -22,6 +23,8 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from apps.core import quota
+from apps.core.errors import QuotaExceeded
 from apps.core.storage import FileBatch, spooled_temp
 from apps.imaging.models import DeidentificationAudit, Image, LabImagingKey
 from apps.imaging.services.labels import vocabulary
@@ -201,14 +204,23 @@ def image_ingest(
             # The de-identified DICOM keeps the pixels and every attribute the display array
             # is computed from: the array is decoded from it when asked for, never stored.
             paths["array"] = paths["dicom"]
-        else:
-            with array_png(array) as png:
-                paths["array"] = files.put(kind="array", ext="png", fh=png)
         max_side = settings.IMAGING_PREVIEW_MAX_SIDE
-        for kind_name, side in (("preview", max_side), ("thumbnail", THUMBNAIL_SIDE)):
-            png = io.BytesIO(imaging.render_preview(array, max_side=side))
-            paths[kind_name] = files.put(kind=kind_name, ext="png", fh=png)
-        del array
+        derived = {
+            kind_name: io.BytesIO(imaging.render_preview(array, max_side=side))
+            for kind_name, side in (("preview", max_side), ("thumbnail", THUMBNAIL_SIDE))
+        }
+        with contextlib.ExitStack() as stack:
+            if "array" not in paths:  # a PNG or JPEG: its pixels as a 16-bit PNG
+                derived["array"] = stack.enter_context(array_png(array))
+            sizes = {k: fh.seek(0, io.SEEK_END) for k, fh in derived.items()}
+            try:
+                quota.check(lab=lab, adding=sum(sizes.values()), what="this image's previews")
+            except QuotaExceeded as exc:
+                raise ImageRejected(filename, str(exc)) from None
+            for kind_name, fh in derived.items():
+                fh.seek(0)
+                paths[kind_name] = files.put(kind=kind_name, ext="png", fh=fh)
+        del array, derived
         spacing = meta["pixel_spacing"] or [None, None]
         with transaction.atomic():
             image = Image.objects.create(
@@ -240,6 +252,7 @@ def image_ingest(
                 preview_path=paths["preview"],
                 thumbnail_path=paths["thumbnail"],
                 array_path=paths["array"],
+                derived_bytes=sum(sizes.values()),
                 burned_in_annotation=meta["burned_in_annotation"],
                 uploaded_by=uploaded_by,
             )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 
+from apps.core import quota
 from apps.gaze import services
 from apps.gaze.models import Fixation, Reading, SaliencyMap
 from apps.gaze.services import saliency
@@ -202,9 +203,11 @@ def test_a_labs_maps_stop_at_its_quota(personas, reading, settings):
     researcher = client_for(personas.researcher_a)
     url = f"/api/v1/readings/{reading.pk}/saliency/"
     first = researcher.get(url, {"height": 20, "width": 16}).json()
-    used = SaliencyMap.objects.get(pk=first["id"]).size_bytes
-    assert used == 20 * 16 * 4 + 128  # the .npy: header and float32 values
-    settings.GAZE_SALIENCY_QUOTA_BYTES = used + 500
+    size = SaliencyMap.objects.get(pk=first["id"]).size_bytes
+    assert size == 20 * 16 * 4 + 128  # the .npy: header and float32 values
+    used = quota.derived_bytes(reading.lab_id)  # the images' previews count too
+    assert used > size
+    settings.LAB_DERIVED_QUOTA_BYTES = used + 500
     r = researcher.get(url, {"height": 30, "width": 30})
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "quota_exceeded" and "quota" in r.json()["error"]["message"]
