@@ -22,6 +22,34 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Drops files onto a drop zone: ``page.evaluate_handle(DROP, [{"name", "b64", "type"?}])`` makes
+# the DataTransfer a person's drag and drop would carry.
+DROP = """(files) => {
+  const dt = new DataTransfer();
+  for (const f of files) {
+    const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+    dt.items.add(new File([bytes], f.name, { type: f.type || "text/plain" }));
+  }
+  return dt;
+}"""
+
+
+def sign_in(page, url: str, username: str) -> None:
+    """Open ``url`` (a page behind the login), sign in as ``username`` and land on it."""
+    from tests.factories import PASSWORD
+
+    page.goto(url)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    """Each browser test stores its files under its own MEDIA_ROOT, never into var/."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.is_file():

@@ -20,14 +20,10 @@ from apps.labs.services import invitation_create
 from ml.synthetic import make_phantom
 from ml.synthetic.writers import write_eyelink_asc
 from tests.apps.gaze.conftest import ingest_phantoms, simulated
-from tests.factories import PASSWORD, LabFactory, MembershipFactory, UserFactory
+from tests.browser.conftest import sign_in
+from tests.factories import LabFactory, MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 def _recording(lab, user, tmp_path):
@@ -67,10 +63,7 @@ def test_pages_run_under_the_csp_without_violations(live_server, page, tmp_path)
     # Signed out: the login page, and an invitation's sign-up page.
     page.goto(link)
     expect(page.locator("#signup-form")).to_be_visible()
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("Username").fill("rosa")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, f"{live_server.url}/login/", "rosa")
     expect(page.locator("#lab-name")).to_have_text("Gaze Lab")
 
     header = page.request.get(f"{live_server.url}/").headers["content-security-policy"]

@@ -15,23 +15,10 @@ from apps.labs.roles import Role
 from ml.synthetic import make_phantom
 from ml.synthetic.writers import write_eyelink_asc
 from tests.apps.gaze.conftest import ingest_phantoms, simulated
-from tests.factories import PASSWORD, LabFactory, MembershipFactory, UserFactory
+from tests.browser.conftest import DROP, sign_in
+from tests.factories import LabFactory, MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-DROP = """(files) => {
-  const dt = new DataTransfer();
-  for (const f of files) {
-    const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
-    dt.items.add(new File([bytes], f.name, { type: "text/plain" }));
-  }
-  return dt;
-}"""
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 @pytest.fixture(autouse=True)
@@ -59,10 +46,7 @@ def test_upload_an_asc_watch_progress_see_quality_and_scanpath(live_server, page
     asc = write_eyelink_asc(simulated(phantoms, 1000, n_fix=10), tmp_path / "rosa.asc")["asc"]
     payload = [{"name": "rosa.asc", "b64": base64.b64encode(asc.read_bytes()).decode()}]
 
-    page.goto(f"{live_server.url}/login/?next=/sessions/")
-    page.get_by_label("Username").fill("rosa")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, f"{live_server.url}/login/?next=/sessions/", "rosa")
     page.get_by_role("link", name="Morning session").click()
     expect(page.locator("#gaze-dropzone")).to_be_visible()
 

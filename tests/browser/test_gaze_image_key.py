@@ -16,15 +16,10 @@ from apps.labs.roles import Role
 from ml.synthetic import make_phantom
 from ml.synthetic.writers import write_gazepoint_csv
 from tests.apps.gaze.conftest import ingest_phantoms, simulated
-from tests.browser.test_gaze import DROP
-from tests.factories import PASSWORD, LabFactory, MembershipFactory, UserFactory
+from tests.browser.conftest import DROP, sign_in
+from tests.factories import LabFactory, MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 @pytest.fixture(autouse=True)
@@ -50,10 +45,7 @@ def lab_page(live_server, page, tmp_path):
         lab=lab, reader=reader, created_by=None, name="Gazepoint six",
         screen_width_mm=531.0, screen_height_mm=299.0, viewing_distance_mm=650.0,
     )  # fmt: skip
-    page.goto(f"{live_server.url}/login/?next=/sessions/{session.pk}/")
-    page.get_by_label("Username").fill("rosa")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, f"{live_server.url}/login/?next=/sessions/{session.pk}/", "rosa")
     expect(page.locator("#gaze-dropzone")).to_be_visible()
     return page, phantoms, images, session
 

@@ -19,23 +19,10 @@ from apps.imaging.models import Image
 from apps.imaging.services import batches
 from apps.labs.roles import Role
 from tests.apps.imaging.dicoms import dicom_bytes, gradient, png_bytes
-from tests.factories import PASSWORD, LabFactory, MembershipFactory, UserFactory
+from tests.browser.conftest import DROP, sign_in
+from tests.factories import LabFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.browser
-
-DROP = """(files) => {
-  const dt = new DataTransfer();
-  for (const f of files) {
-    const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
-    dt.items.add(new File([bytes], f.name, { type: f.type }));
-  }
-  return dt;
-}"""
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 class HeldBatch:
@@ -82,10 +69,7 @@ def test_the_library_shows_the_batch_progress_then_the_images(live_server, page,
         {"name": name, "type": "", "b64": base64.b64encode(data).decode()} for name, data in files
     ]
 
-    page.goto(f"{live_server.url}/login/?next=/images/upload/")
-    page.get_by_label("Username").fill("bea")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, f"{live_server.url}/login/?next=/images/upload/", "bea")
     expect(page.locator("#dropzone")).to_be_visible()
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": page.evaluate_handle(DROP, payload)})
 

@@ -12,14 +12,10 @@ from apps.labs.roles import Role
 from ml.synthetic import make_phantom
 from tests.apps.gaze.conftest import ingest_phantoms
 from tests.apps.gaze.objects import gaze_recording
-from tests.factories import PASSWORD, LabFactory, MembershipFactory, UserFactory
+from tests.browser.conftest import sign_in
+from tests.factories import LabFactory, MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 def test_the_readings_table_stays_inside_the_image_card(live_server, page, tmp_path):
@@ -42,10 +38,7 @@ def test_the_readings_table_stays_inside_the_image_card(live_server, page, tmp_p
             fixation_count=123456, dwell_ms=98765.4,
         )  # fmt: skip
     page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{live_server.url}/login/?next=/images/{image.pk}/")
-    page.get_by_label("Username").fill("wanda")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, f"{live_server.url}/login/?next=/images/{image.pk}/", "wanda")
     table = page.locator("#image-readings")
     expect(table.locator("tbody tr")).to_have_count(6)
     overflow = table.evaluate(

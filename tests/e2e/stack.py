@@ -163,6 +163,14 @@ def manage(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
+def stack_broker() -> str | None:
+    """The broker of a stack: where the suite runs on Redis, a Redis database of the stacks' own
+    (14, flushed when a stack stops), so that no task of the suite's reaches a stack's worker;
+    else the stack's own filesystem broker."""
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    return broker.rsplit("/", 1)[0] + "/14" if broker.startswith("redis") else None
+
+
 def stack_env(folder: Path, database_url: str | None, broker_url: str | None) -> dict[str, str]:
     """The environment of a stack under ``folder``: the embedded defaults (SQLite and the
     filesystem broker under it) unless a database or broker URL is given."""
@@ -224,6 +232,10 @@ def running_stack(
             except subprocess.TimeoutExpired:
                 process.kill()
         web_log.close()
+        if broker_url and broker_url.startswith("redis"):
+            import redis
+
+            redis.Redis.from_url(broker_url).flushdb()  # the stack's own database: no leftovers
 
 
 @contextlib.contextmanager

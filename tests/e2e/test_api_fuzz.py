@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import running_stack, scratch_postgres
+from tests.e2e.stack import running_stack, scratch_postgres, stack_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,7 +55,9 @@ def test_the_api_survives_a_schema_driven_fuzz(tmp_path):
     if base.startswith("postgres"):
         with (
             scratch_postgres(base) as url,
-            running_stack(tmp_path / "stack", database_url=url, worker=False) as stack,
+            running_stack(
+                tmp_path / "stack", database_url=url, broker_url=stack_broker(), worker=False
+            ) as stack,
         ):
             _run(stack, tmp_path)
     else:

@@ -13,7 +13,7 @@ import requests
 
 from ml.synthetic import Radiologist, make_phantom, simulate_reading
 from ml.synthetic.writers import write_eyelink_asc
-from tests.e2e.stack import running_stack, scratch_postgres, wait_for
+from tests.e2e.stack import running_stack, scratch_postgres, stack_broker, wait_for
 from tests.shared_formats import in_ci
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -102,9 +102,7 @@ def test_eight_concurrent_uploads_on_postgresql(tmp_path):
         if in_ci():
             raise
         pytest.skip(f"no PostgreSQL server here: {exc}")
-    broker = os.environ.get("CELERY_BROKER_URL") or None
-    if broker and broker.startswith("redis"):
-        broker = broker.rsplit("/", 1)[0] + "/14"  # a Redis database of its own: no stray tasks
+    broker = stack_broker()
     with (
         scratch_postgres(base) as url,
         running_stack(
