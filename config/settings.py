@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "apps.labs",
     "apps.imaging",
     "apps.gaze",
+    "apps.datasets",
     "axes",  # login lockout (see "Accounts and security" below)
     "csp",  # Content-Security-Policy (ditto)
 ]
@@ -172,6 +173,45 @@ FILE_UPLOAD_TEMP_DIR = str(env_path("FILE_UPLOAD_TEMP_DIR", VAR_DIR / "tmp"))
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 # Where workers keep local copies of files fetched from a remote storage, by content hash.
 STORAGE_CACHE_DIR = str(env_path("STORAGE_CACHE_DIR", VAR_DIR / "cache" / "storage"))
+# Where the files live: the filesystem under MEDIA_ROOT, or an S3-compatible store (AWS S3,
+# MinIO, Ceph) that GPU workers on other machines share, keeping local copies by content hash.
+STORAGE_BACKEND = env_str("STORAGE_BACKEND", default="filesystem").lower()
+if STORAGE_BACKEND == "s3":
+    _s3_bucket = env_str("S3_BUCKET", default="")
+    _s3_endpoint = env_str("S3_ENDPOINT_URL", default="")  # empty: AWS itself
+    _s3_key_id = env_str("S3_ACCESS_KEY_ID", default="")
+    _s3_secret = env_str("S3_SECRET_ACCESS_KEY", default="")
+    if not _s3_bucket:
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs S3_BUCKET, the bucket of the files.")
+    if _s3_endpoint and not _s3_endpoint.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"S3_ENDPOINT_URL={_s3_endpoint!r} is not an http(s) URL.")
+    if bool(_s3_key_id) != bool(_s3_secret):
+        raise ImproperlyConfigured("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together.")
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": _s3_bucket,
+            "endpoint_url": _s3_endpoint or None,
+            "region_name": env_str("S3_REGION", default="") or None,
+            # Unset: boto3's own chain (AWS_* variables, ~/.aws, an instance or pod role).
+            "access_key": _s3_key_id or None,
+            "secret_key": _s3_secret or None,
+            "location": env_str("S3_PREFIX", default="").strip("/"),
+            # MinIO and Ceph want bucket-in-path URLs; AWS itself takes botocore's choice.
+            "addressing_style": "path" if _s3_endpoint else None,
+            # Names are content-addressed, so an object under a name holds that name's bytes:
+            # saving over it is harmless, and save() must return the name it was given.
+            "file_overwrite": True,
+            # Files are served through the API, never by signed URLs to the bucket.
+            "querystring_auth": False,
+            "default_acl": None,  # objects stay private, as the bucket's policy says
+            # An object opened for reading spools to FILE_UPLOAD_TEMP_DIR past this size (0 would
+            # keep it all in memory).
+            "max_memory_size": max(FILE_UPLOAD_MAX_MEMORY_SIZE, 1),
+        },
+    }
+elif STORAGE_BACKEND != "filesystem":
+    raise ImproperlyConfigured(f"STORAGE_BACKEND={STORAGE_BACKEND!r} is neither filesystem nor s3.")
 
 # Images: a zip upload is refused whole when its entries would expand past these limits.
 IMAGING_ZIP_MAX_BYTES = env_int("IMAGING_ZIP_MAX_BYTES", 8 * 1024**3, minimum=1)
@@ -261,6 +301,7 @@ SPECTACULAR_SETTINGS = {
         "RecordingStatusEnum": "apps.gaze.models.Recording.Status",
         "UploadBatchStatusEnum": "apps.imaging.models.UploadBatch.Status",
         "UploadBatchFileStatusEnum": "apps.imaging.models.UploadBatchFile.Status",
+        "DatasetSnapshotStatusEnum": "apps.datasets.models.DatasetSnapshot.Status",
     },
 }
 
@@ -302,7 +343,11 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
 # Which queue each task goes to (CPU work on default; training will route to gpu).
-CELERY_TASK_ROUTES = {"gaze.*": {"queue": "default"}, "imaging.*": {"queue": "default"}}
+CELERY_TASK_ROUTES = {
+    "gaze.*": {"queue": "default"},
+    "imaging.*": {"queue": "default"},
+    "datasets.*": {"queue": "default"},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4, minimum=1)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_PING_TIMEOUT = 2.0

@@ -24,6 +24,7 @@ api_v1 = [
     path("", include("apps.labs.urls_api")),
     path("", include("apps.imaging.urls_api")),
     path("", include("apps.gaze.urls_api")),
+    path("", include("apps.datasets.urls_api")),
     path("health/", include("apps.core.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
@@ -37,6 +38,7 @@ urlpatterns = [
     path("", include("apps.labs.urls")),
     path("", include("apps.imaging.urls")),
     path("", include("apps.gaze.urls")),
+    path("", include("apps.datasets.urls")),
 ]
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "read_raster",
     "render_preview",
     "sniff_format",
+    "patient_key",
     "uid_remap",
 ]
 
@@ -504,6 +505,21 @@ def uid_remap(uid: str, *, lab_key: bytes) -> str:
     """
     digest = hmac.new(lab_key, uid.strip().encode("ascii", "replace"), hashlib.sha256).digest()
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+
+
+def patient_key(dataset: Dataset, *, lab_key: bytes) -> str:
+    """A pseudonymous key for the patient of ``dataset``, read *before* de-identification.
+
+    32 hexadecimal characters of HMAC-SHA256(lab_key, "patient:" + PatientID): the same patient
+    gets the same key within a lab (so patient-level splits work on de-identified data) and
+    unrelated keys across labs; the PatientID cannot be recovered without the lab's key. Empty
+    when the dataset has no PatientID.
+    """
+    value = str(dataset.get("PatientID", "") or "").strip()
+    if not value:
+        return ""
+    message = b"patient:" + value.encode("utf-8", "replace")
+    return hmac.new(lab_key, message, hashlib.sha256).hexdigest()[:32]
 
 
 def _keep_uid(elem: DataElement) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -148,3 +149,56 @@ def test_check_deploy_is_clean_with_production_like_settings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STORAGE_BACKEND": "s3"}, "STORAGE_BACKEND=s3 needs S3_BUCKET"),
+        ({"STORAGE_BACKEND": "nfs"}, "STORAGE_BACKEND='nfs' is neither filesystem nor s3"),
+        (
+            {"STORAGE_BACKEND": "s3", "S3_BUCKET": "b", "S3_ENDPOINT_URL": "minio:9000"},
+            "S3_ENDPOINT_URL='minio:9000' is not an http(s) URL",
+        ),
+        (
+            {"STORAGE_BACKEND": "s3", "S3_BUCKET": "b", "S3_ACCESS_KEY_ID": "k"},
+            "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together",
+        ),
+    ],
+)
+def test_a_bad_storage_configuration_fails_loudly(tmp_path, env, message):
+    result = _settings_in_fresh_process({"VAR_DIR": str(tmp_path), **env}, "1")
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_storage_backend_s3_switches_the_default_storage_only(tmp_path):
+    env = {
+        "VAR_DIR": str(tmp_path),
+        "STORAGE_BACKEND": "S3",
+        "S3_BUCKET": "cxr-files",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:9",  # never reached: building a storage connects not
+        "S3_REGION": "eu-central-1",
+        "S3_ACCESS_KEY_ID": "key",
+        "S3_SECRET_ACCESS_KEY": "secret",
+        "S3_PREFIX": "/media/",
+    }
+    expr = (
+        "__import__('json').dumps([settings.STORAGES['default'], "
+        "settings.STORAGES['staticfiles']['BACKEND'], type(__import__("
+        "'django.core.files.storage', fromlist=['storages']).storages['default']).__name__])"
+    )
+    result = _settings_in_fresh_process(env, expr)
+    assert result.returncode == 0, result.stderr
+    default, static, built = json.loads(result.stdout)
+    assert default["BACKEND"] == "storages.backends.s3.S3Storage" and built == "S3Storage"
+    assert static == "django.contrib.staticfiles.storage.StaticFilesStorage"
+    options = default["OPTIONS"]
+    assert {k: options[k] for k in ("bucket_name", "endpoint_url", "region_name", "location")} == {
+        "bucket_name": "cxr-files",
+        "endpoint_url": "http://127.0.0.1:9",
+        "region_name": "eu-central-1",
+        "location": "media",
+    }
+    assert options["file_overwrite"] is True and options["addressing_style"] == "path"
+    assert (options["access_key"], options["secret_key"]) == ("key", "secret")

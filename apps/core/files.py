@@ -11,7 +11,7 @@ period so that an upload in flight is never taken.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from django.db import models, transaction
@@ -76,37 +76,13 @@ def _deleted(sender, instance, **kwargs) -> None:
 # --- The sweep of files no row names ------------------------------------------------------------
 
 
-def _walk(prefix: str) -> Iterator[str]:
-    """Every stored name under ``prefix`` (through the storage API: local or remote)."""
-    from django.core.files.storage import default_storage
-
-    try:
-        folders, files = default_storage.listdir(prefix)
-    except (FileNotFoundError, NotImplementedError):
-        return
-    for f in files:
-        yield f"{prefix}{f}"
-    for d in folders:
-        yield from _walk(f"{prefix}{d}/")
-
-
-def _modified(name: str) -> datetime | None:
-    from django.core.files.storage import default_storage
-
-    try:
-        when = default_storage.get_modified_time(name)
-    except (NotImplementedError, OSError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def orphans(*, apps: Iterable[str], older_than: timedelta) -> list[str]:
     """Stored files under ``<app>/`` that no row names and that are older than ``older_than``."""
     cutoff = datetime.now(UTC) - older_than
     found = []
     for app in apps:
-        for name in _walk(f"{app}/"):
-            when = _modified(name)
+        # One listing that carries the times (over S3: no HEAD request per file).
+        for name, when in storage.walk(f"{app}/"):
             if when is not None and when > cutoff:
                 continue  # young: perhaps an upload whose row is not committed yet
             if not is_named(name):

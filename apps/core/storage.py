@@ -11,6 +11,14 @@ arrays, a parser that wants a path) asks :func:`local_file` or :func:`local_copy
 filesystem that is the stored file itself; on a remote storage the file is fetched once into a
 local cache keyed by its content hash (``STORAGE_CACHE_DIR``), checked against that hash, and
 reused by every later caller on the machine.
+
+Over S3 (django-storages' ``S3Storage``, ``STORAGE_BACKEND=s3``): ``save`` must hand back the
+name it was given (the settings set ``file_overwrite``; a storage that renames is caught here);
+S3's own errors (botocore's, which are no ``OSError``) count as storage failures where a
+filesystem's ``OSError`` would; an object is fetched into the cache straight from S3 (ranged
+GETs on threads, hashed as written) rather than through ``S3File``, which would first spool the
+whole object; and :func:`walk` lists a prefix with one flat listing that carries each object's
+modification time, instead of a listing per folder and a HEAD per file.
 """
 
 from __future__ import annotations
@@ -21,10 +29,12 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,6 +50,34 @@ _DIGEST = re.compile(r"(?:^|/)([0-9a-f]{64})(?:\.[A-Za-z0-9]+)?$")
 
 class StorageError(Exception):
     """A stored file is missing or does not hold the bytes its name says."""
+
+
+def _remote_errors() -> tuple[type[BaseException], ...]:
+    """The errors a storage call may raise besides ``OSError``: botocore's (S3), when installed."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - boto3 is a requirement
+        return ()
+    return (BotoCoreError, ClientError)
+
+
+#: What a failed storage call raises: a filesystem's OSError, or S3's botocore errors.
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (OSError, *_remote_errors())
+
+
+def _s3(storage: Storage):
+    """``storage`` when it is django-storages' S3Storage, else None."""
+    module = sys.modules.get("storages.backends.s3")  # not imported: no S3Storage exists (and a
+    if module is None:  # filesystem deployment does not pay for importing boto3)
+        return None
+    return storage if isinstance(storage, module.S3Storage) else None
+
+
+def _s3_key(storage, name: str) -> str:
+    """The object key of ``name`` in S3Storage ``storage`` (its ``location`` prefix added)."""
+    from storages.utils import clean_name
+
+    return storage._normalize_name(clean_name(name))
 
 
 def content_name(*, app: str, lab_id: int, kind: str, digest: str, ext: str = "") -> str:
@@ -103,7 +141,17 @@ def put_content_addressed(
         if storage.exists(name):
             return name, digest, False
         fh.seek(0)
-        return storage.save(name, File(fh, name=name)), digest, True
+        try:
+            saved = storage.save(name, File(fh, name=name))
+        finally:
+            fh.seek(0)
+        if saved != name:
+            # A storage that does not overwrite (S3Storage with file_overwrite=False) found the
+            # name taken, by a concurrent writer of the same bytes, and stored a renamed copy:
+            # the content-addressed name is there, the copy is not wanted.
+            delete(saved, storage=storage)
+            return name, digest, False
+        return name, digest, True
     staging.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=staging, prefix="put-")
     try:
@@ -215,7 +263,7 @@ def delete(name: str, storage: Storage | None = None) -> bool:
     """Delete a stored file; False (logged) where the storage could not."""
     try:
         _storage(storage).delete(name)
-    except OSError:
+    except STORAGE_ERRORS:
         log.warning("Could not delete %s", name, exc_info=True)
         return False
     return True
@@ -256,8 +304,8 @@ def local_file(name: str, storage: Storage | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".fetch-")
     try:
-        with os.fdopen(fd, "wb") as out, open_file(name, storage) as src:
-            got = _copy_hashing(src, out)
+        with os.fdopen(fd, "wb") as out:
+            got = _fetch(name, storage, out)
         if digest is not None and got != digest:
             raise StorageError(f"{name}: the stored bytes do not match their hash ({got}).")
         os.replace(tmp, target)
@@ -265,6 +313,84 @@ def local_file(name: str, storage: Storage | None = None) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+class _HashingWriter:
+    """A write-only file that hashes what it passes on. It has no ``seek``, so that s3transfer
+    writes the parts of a threaded download in order."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.hasher = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.hasher.update(data)
+        return self.out.write(data)
+
+
+def _fetch(name: str, storage: Storage, out: BinaryIO) -> str:
+    """Copy the stored file into ``out``; returns the SHA-256 of the bytes copied.
+
+    An S3 object is downloaded straight into ``out`` (ranged GETs on threads for a large one);
+    reading it through ``storage.open`` would first spool all of it into an ``S3File``.
+    """
+    s3 = _s3(storage)
+    if s3 is None:
+        with open_file(name, storage) as src:
+            return _copy_hashing(src, out)
+    from botocore.exceptions import ClientError
+
+    writer = _HashingWriter(out)
+    try:
+        s3.bucket.Object(_s3_key(s3, name)).download_fileobj(writer, Config=s3.transfer_config)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            raise StorageError(f"{name}: the file is missing from storage.") from exc
+        raise
+    return writer.hasher.hexdigest()
+
+
+def walk(prefix: str, storage: Storage | None = None) -> Iterator[tuple[str, datetime | None]]:
+    """Every stored name under the folder ``prefix`` (ending in ``/``), with its modification
+    time (aware, UTC; None where the storage cannot say).
+
+    Over S3, one flat listing (1000 keys a request) that carries the times; elsewhere a listing
+    per folder through the storage API and ``get_modified_time`` per file.
+    """
+    storage = _storage(storage)
+    s3 = _s3(storage)
+    if s3 is not None:
+        key_prefix = _s3_key(s3, prefix)
+        if prefix.endswith("/") and not key_prefix.endswith("/"):
+            key_prefix += "/"
+        root = _s3_key(s3, "")  # the location prefix, "" or "<location>/"
+        for obj in s3.bucket.objects.filter(Prefix=key_prefix):
+            if not obj.key.endswith("/"):  # a folder marker another tool may have made
+                yield obj.key[len(root) :], _aware(obj.last_modified)
+        return
+    yield from _walk_folders(prefix, storage)
+
+
+def _walk_folders(prefix: str, storage: Storage) -> Iterator[tuple[str, datetime | None]]:
+    try:
+        folders, files = storage.listdir(prefix)
+    except (FileNotFoundError, NotImplementedError):
+        return
+    for f in files:
+        name = f"{prefix}{f}"
+        try:
+            when = _aware(storage.get_modified_time(name))
+        except (NotImplementedError, *STORAGE_ERRORS):
+            when = None
+        yield name, when
+    for d in folders:
+        yield from _walk_folders(f"{prefix}{d}/", storage)
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @contextlib.contextmanager

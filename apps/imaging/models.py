@@ -68,6 +68,11 @@ class Image(models.Model):
         "a DICOM, a 16-bit grayscale PNG for a PNG or JPEG (a float32 .npy before "
         "imaging_compact_arrays).",
     )
+    patient_key = models.CharField(
+        max_length=64, blank=True, db_index=True,
+        help_text="Pseudonymous patient: a keyed hash (HMAC, the lab's key) of the DICOM "
+        "PatientID, made at de-identification; empty for PNG/JPEG or without a PatientID.",
+    )  # fmt: skip
     burned_in_annotation = models.BooleanField(
         default=False, help_text="The DICOM says text is burned into the pixels: review it."
     )

@@ -15,6 +15,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from apps.datasets.models import DatasetSnapshot
 from apps.gaze.models import (
     Fixation,
     Reader,
@@ -138,6 +139,12 @@ def _saliency_map(lab, user) -> SaliencyMap:
     return saliency_map_get_or_create(reading=reading, target_size=(4, 4))
 
 
+def _snapshot(lab, user) -> DatasetSnapshot:
+    from tests.apps.datasets.objects import ready_snapshot
+
+    return ready_snapshot(lab, user)
+
+
 # basename -> (object of lab A or of viewer_a, the model, a valid create body naming lab A,
 #              a row lab B's admin should see in the same list)
 RESOURCES: dict[
@@ -221,6 +228,13 @@ RESOURCES: dict[
         None,
         lambda p: _saliency_map(p.lab_b, p.admin_b),
     ),
+    # A built snapshot (so that its export answers); creating one is a write in lab A.
+    "snapshot": (
+        lambda p: _snapshot(p.lab_a, p.researcher_a),
+        DatasetSnapshot,
+        lambda p: {"lab": p.lab_a.pk, "name": "viewer's snapshot"},
+        lambda p: _snapshot(p.lab_b, p.admin_b),
+    ),
 }
 UPDATE_BODY = {
     "lab": {"name": "Renamed"},
@@ -236,6 +250,7 @@ UPDATE_BODY = {
     "reading": {"use_for_training": False},
     "fixation": {},
     "saliency-map": {},
+    "snapshot": {},
 }
 
 

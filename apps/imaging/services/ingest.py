@@ -192,11 +192,15 @@ def image_ingest(
         raise ImageRejected(filename, f"the key {key!r} is already used by another image.")
 
     removed: list[str] = []
+    patient = ""
     files = FileBatch(app="imaging", lab_id=lab.pk)
     try:
         paths = {}
         if dataset is not None:
-            dataset, removed = imaging.deidentify(dataset, lab_key=_lab_key(lab))
+            # The pseudonymous patient key comes from the PatientID that de-identification removes.
+            lab_key = _lab_key(lab)
+            patient = imaging.patient_key(dataset, lab_key=lab_key)
+            dataset, removed = imaging.deidentify(dataset, lab_key=lab_key)
             with spooled_temp() as out:
                 imaging.write_dicom(dataset, out)
                 paths["dicom"] = files.put(kind="dicom", ext="dcm", fh=out)
@@ -254,6 +258,7 @@ def image_ingest(
                 array_path=paths["array"],
                 derived_bytes=sum(sizes.values()),
                 burned_in_annotation=meta["burned_in_annotation"],
+                patient_key=patient,
                 uploaded_by=uploaded_by,
             )
             if kind == "dicom":

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         found = files.orphans(apps=apps, older_than=timedelta(hours=older_than_hours))
         freed = 0
         for name in found:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(*storage.STORAGE_ERRORS):
                 freed += storage.size(name)
             if not dry_run:
                 storage.delete(name)
