@@ -231,13 +231,14 @@ GAZE_QUALITY_THRESHOLDS = {
     "min_fixations": env_int("GAZE_QUALITY_MIN_FIXATIONS", 1, minimum=0),
 }
 GAZE_FIXATION_BATCH_SIZE = env_int("GAZE_FIXATION_BATCH_SIZE", 5000, minimum=1)
-# The sweeper (a periodic task) recovers recordings whose parse shows no sign of life: queued
-# this long with no worker taking them (queued again), or parsing this long without a progress
-# report (their worker died: queued again, and failed after GAZE_PARSE_MAX_ATTEMPTS starts).
-GAZE_SWEEP_QUEUED_AFTER_S = env_int("GAZE_SWEEP_QUEUED_AFTER_S", 600, minimum=1)
-GAZE_SWEEP_PARSING_AFTER_S = env_int("GAZE_SWEEP_PARSING_AFTER_S", 600, minimum=1)
-GAZE_SWEEP_EVERY_S = env_int("GAZE_SWEEP_EVERY_S", 60, minimum=1)
-GAZE_PARSE_MAX_ATTEMPTS = env_int("GAZE_PARSE_MAX_ATTEMPTS", 3, minimum=1)
+# The sweeper (periodic tasks, apps.core.jobs) recovers background jobs (recordings' parses,
+# upload batches, snapshot builds) with no sign of life: queued this long with no worker taking
+# them (queued again), or running this long without a heartbeat (their worker died: queued
+# again, and failed after SWEEP_MAX_ATTEMPTS starts).
+SWEEP_QUEUED_AFTER_S = env_int("SWEEP_QUEUED_AFTER_S", 600, minimum=1)
+SWEEP_RUNNING_AFTER_S = env_int("SWEEP_RUNNING_AFTER_S", 600, minimum=1)
+SWEEP_EVERY_S = env_int("SWEEP_EVERY_S", 60, minimum=1)
+SWEEP_MAX_ATTEMPTS = env_int("SWEEP_MAX_ATTEMPTS", 3, minimum=1)
 # Cached saliency maps: at most the image's own size or one of the model's input sizes
 # (height, width), made only for roles that write.
 GAZE_SALIENCY_MODEL_SIZES = ((640, 512), (320, 256))
@@ -353,7 +354,9 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_PING_TIMEOUT = 2.0
 # Periodic tasks (``celery beat``: the demo's worker runs it with -B; compose has a beat service).
 CELERY_BEAT_SCHEDULE = {
-    "gaze-recordings-sweep": {"task": "gaze.recordings_sweep", "schedule": GAZE_SWEEP_EVERY_S},
+    "gaze-recordings-sweep": {"task": "gaze.recordings_sweep", "schedule": SWEEP_EVERY_S},
+    "imaging-batches-sweep": {"task": "imaging.batches_sweep", "schedule": SWEEP_EVERY_S},
+    "datasets-snapshots-sweep": {"task": "datasets.snapshots_sweep", "schedule": SWEEP_EVERY_S},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

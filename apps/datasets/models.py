@@ -37,6 +37,7 @@ class DatasetSnapshot(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0, help_text="0-100")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Builds started.")
     error = models.TextField(blank=True)
     content_hash = models.CharField(
         max_length=64, blank=True, db_index=True,

@@ -15,3 +15,9 @@ def snapshot_build_task(snapshot_id: int) -> str:
     """
     snapshot = services.snapshot_build(snapshot_id=snapshot_id)
     return snapshot.status if snapshot is not None else "skipped"
+
+
+@shared_task(name="datasets.snapshots_sweep", ignore_result=True)
+def snapshots_sweep_task() -> dict[str, list[int]]:
+    """Recover snapshot builds that show no sign of life (periodic, from celery beat)."""
+    return services.snapshots_sweep()

@@ -163,6 +163,10 @@ class UploadBatch(models.Model):
     error = models.TextField(blank=True, help_text="Why the batch failed as a whole.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of its ingest (the sweeper's clock)."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Ingests started.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

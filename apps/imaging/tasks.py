@@ -15,3 +15,9 @@ def upload_batch_run_task(batch_id: int) -> str:
     """
     batch = services.upload_batch_run(batch_id=batch_id)
     return batch.status if batch is not None else "skipped"
+
+
+@shared_task(name="imaging.batches_sweep", ignore_result=True)
+def upload_batches_sweep_task() -> dict[str, list[int]]:
+    """Recover upload batches whose ingest shows no sign of life (periodic, from celery beat)."""
+    return services.upload_batches_sweep()

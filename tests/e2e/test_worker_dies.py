@@ -29,7 +29,7 @@ def test_a_parse_whose_worker_died_is_recovered(tmp_path):
         for i, p in enumerate(phantoms)
     ]
     export = write_eyelink_asc(readings, tmp_path / "long.asc")["asc"]
-    fast = {"GAZE_SWEEP_PARSING_AFTER_S": "4", "GAZE_SWEEP_QUEUED_AFTER_S": "4"}
+    fast = {"SWEEP_RUNNING_AFTER_S": "4", "SWEEP_QUEUED_AFTER_S": "4"}
     with running_stack(tmp_path / "stack", labels=LABELS, extra_env=fast) as stack:
         with export.open("rb") as fh:
             answer = requests.post(

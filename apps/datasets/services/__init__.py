@@ -6,6 +6,7 @@ from __future__ import annotations
 from apps.datasets.services.build import (
     snapshot_build,
     snapshot_claim,
+    snapshots_sweep,
 )
 from apps.datasets.services.choices import (
     APP,
@@ -51,4 +52,5 @@ __all__ = [
     "snapshot_readme",
     "snapshot_select",
     "snapshot_usage_bytes",
+    "snapshots_sweep",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core import quota, storage
+from apps.core import jobs, quota, storage
 from apps.core.errors import QuotaExceeded
 from apps.datasets.models import DatasetSnapshot, SnapshotFile, SnapshotItem
 from apps.datasets.services.choices import (
@@ -55,7 +55,10 @@ def snapshot_claim(*, snapshot_id: int) -> DatasetSnapshot | None:
         now = timezone.now()
         snapshot.status, snapshot.started_at, snapshot.heartbeat_at = "building", now, now
         snapshot.progress = 0
-        snapshot.save(update_fields=["status", "started_at", "heartbeat_at", "progress"])
+        snapshot.attempts += 1
+        snapshot.save(
+            update_fields=["status", "started_at", "heartbeat_at", "progress", "attempts"]
+        )
         return snapshot
 
 
@@ -270,3 +273,39 @@ def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot | None:
 
 
 # --- Reads of a built snapshot ----------------------------------------------------------------
+
+
+# --- Recovery ----------------------------------------------------------------------------------
+
+
+def _snapshot_requeue(snapshot: DatasetSnapshot) -> None:
+    """A build whose worker died starts over: its half-written files go, the choices stay."""
+    _discard_files(snapshot)
+    snapshot.status, snapshot.progress = DatasetSnapshot.Status.QUEUED, 0
+    snapshot.heartbeat_at = timezone.now()
+    snapshot.save(update_fields=["status", "progress", "heartbeat_at"])
+
+
+def _snapshot_fail(snapshot: DatasetSnapshot, reason: str) -> None:
+    _discard_files(snapshot)
+    snapshot.status, snapshot.error = DatasetSnapshot.Status.FAILED, f"The build {reason}."
+    snapshot.heartbeat_at = timezone.now()
+    snapshot.save(update_fields=["status", "error", "heartbeat_at"])
+
+
+def _snapshot_enqueue(snapshot_id: int) -> None:
+    from apps.datasets import services  # the package's name: tests replace the queueing there
+
+    services._enqueue(snapshot_id)
+
+
+SNAPSHOTS = jobs.JobKind(
+    name="snapshot builds", model=DatasetSnapshot, queued=DatasetSnapshot.Status.QUEUED,
+    running=DatasetSnapshot.Status.BUILDING, requeue=_snapshot_requeue, fail=_snapshot_fail,
+    enqueue=_snapshot_enqueue,
+)  # fmt: skip
+
+
+def snapshots_sweep(*, now=None) -> dict[str, list[int]]:
+    """Recover snapshot builds that show no sign of life (``apps.core.jobs.sweep``)."""
+    return jobs.sweep(SNAPSHOTS, now=now)

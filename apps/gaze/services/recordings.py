@@ -6,16 +6,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from apps.core import storage
+from apps.core import jobs, storage
 from apps.core.uploads import Upload
 from apps.gaze.models import ReadingSession, Recording
 from apps.labs.models import User
@@ -263,52 +261,26 @@ def recording_claim(*, recording_id: int) -> Recording | None:
         raise RecordingClaimFailed(f"recording {recording_id}: {exc}") from exc
 
 
+def _recording_requeue(rec: Recording) -> None:
+    recording_update_status(recording=rec, status=Recording.Status.QUEUED, progress=0)
+
+
+def _recording_fail(rec: Recording, reason: str) -> None:
+    recording_update_status(
+        recording=rec,
+        status=Recording.Status.FAILED,
+        errors=[f"{rec.original_name}: the parse {reason}"],
+    )
+
+
+RECORDINGS = jobs.JobKind(
+    name="recordings", model=Recording, queued=Recording.Status.QUEUED,
+    running=Recording.Status.PARSING, requeue=_recording_requeue, fail=_recording_fail,
+    enqueue=lambda pk: _queue(pk),
+)  # fmt: skip
+
+
 def recordings_sweep(*, now=None) -> dict[str, list[int]]:
-    """Recover recordings whose parse shows no sign of life (no live task):
-
-    - queued for ``GAZE_SWEEP_QUEUED_AFTER_S`` with no worker taking them (a lost message, a
-      claim that failed): queued again;
-    - parsing with no progress report for ``GAZE_SWEEP_PARSING_AFTER_S`` (the worker died):
-      queued again, or failed with the reason after ``GAZE_PARSE_MAX_ATTEMPTS`` starts.
-
-    A second delivery of a message is harmless (the claim takes a recording once), so queueing
-    again is always safe. Returns the ids of each kind.
-    """
-    now = now or timezone.now()
-    queued_before = now - timedelta(seconds=settings.GAZE_SWEEP_QUEUED_AFTER_S)
-    parsing_before = now - timedelta(seconds=settings.GAZE_SWEEP_PARSING_AFTER_S)
-    done: dict[str, list[int]] = {"queued_again": [], "recovered": [], "failed": []}
-    stale = Recording.objects.filter(
-        Q(status=Recording.Status.QUEUED, heartbeat_at__lt=queued_before)
-        | Q(status=Recording.Status.PARSING, heartbeat_at__lt=parsing_before)
-        | Q(status__in=[Recording.Status.QUEUED, Recording.Status.PARSING],
-            heartbeat_at__isnull=True, created_at__lt=queued_before)
-    )  # fmt: skip
-    for pk in stale.values_list("pk", flat=True):
-        with transaction.atomic():
-            rec = Recording.objects.select_for_update().filter(pk=pk).first()
-            if rec is None or (rec.heartbeat_at or rec.created_at) >= (
-                queued_before if rec.status == Recording.Status.QUEUED else parsing_before
-            ):
-                continue  # it moved on since the query
-            if rec.status == Recording.Status.QUEUED:
-                recording_update_status(recording=rec, status=Recording.Status.QUEUED)
-                done["queued_again"].append(pk)
-            elif rec.status != Recording.Status.PARSING:
-                continue
-            elif rec.attempts >= settings.GAZE_PARSE_MAX_ATTEMPTS:
-                recording_update_status(
-                    recording=rec, status=Recording.Status.FAILED,
-                    errors=[f"{rec.original_name}: the parse stopped without a word "
-                            f"{rec.attempts} times (its worker died or was stopped); parse it "
-                            "again when the workers are healthy"],
-                )  # fmt: skip
-                done["failed"].append(pk)
-                continue
-            else:
-                recording_update_status(recording=rec, status=Recording.Status.QUEUED, progress=0)
-                done["recovered"].append(pk)
-            _queue(pk)
-    if any(done.values()):
-        log.warning("recordings sweep: %s", done)
-    return done
+    """Recover recordings whose parse shows no sign of life (``apps.core.jobs.sweep``): queued
+    with no worker taking them, or parsing with no progress report (their worker died)."""
+    return jobs.sweep(RECORDINGS, now=now)

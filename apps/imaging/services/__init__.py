@@ -19,6 +19,7 @@ from apps.imaging.services.batches import (
     upload_batch_claim,
     upload_batch_create,
     upload_batch_run,
+    upload_batches_sweep,
 )
 from apps.imaging.services.images import image_delete, image_update
 from apps.imaging.services.ingest import ImageRejected, IngestResult, image_ingest
@@ -57,4 +58,5 @@ __all__ = [
     "upload_batch_claim",
     "upload_batch_create",
     "upload_batch_run",
+    "upload_batches_sweep",
 ]

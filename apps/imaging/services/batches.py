@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from apps.core import quota, storage
+from apps.core import jobs, quota, storage
 from apps.core.storage import FileBatch, StorageError
 from apps.core.uploads import Upload
 from apps.imaging.models import UploadBatch, UploadBatchFile
@@ -191,7 +191,7 @@ def upload_batch_create(
         with transaction.atomic():
             batch = UploadBatch.objects.create(
                 lab=lab, created_by=created_by, files_total=len(rows),
-                files_done=len(refused), rejected=len(refused),
+                files_done=len(refused), rejected=len(refused), heartbeat_at=timezone.now(),
             )  # fmt: skip
             for row in rows:
                 row.batch = batch
@@ -217,8 +217,10 @@ def upload_batch_claim(*, batch_id: int) -> UploadBatch | None:
         batch = UploadBatch.objects.select_for_update().filter(pk=batch_id).first()
         if batch is None or batch.status != UploadBatch.Status.QUEUED:
             return None
-        batch.status, batch.started_at = UploadBatch.Status.RUNNING, timezone.now()
-        batch.save(update_fields=["status", "started_at"])
+        now = timezone.now()
+        batch.status, batch.started_at, batch.heartbeat_at = UploadBatch.Status.RUNNING, now, now
+        batch.attempts += 1
+        batch.save(update_fields=["status", "started_at", "heartbeat_at", "attempts"])
         return batch
 
 
@@ -239,15 +241,21 @@ def _counts_save(batch: UploadBatch) -> None:
     )  # fmt: skip
 
 
+def _beat(batch_id: int) -> None:
+    UploadBatch.objects.filter(pk=batch_id).update(heartbeat_at=timezone.now())
+
+
 def _row_start(row: UploadBatchFile) -> None:
     row.status = FileStatus.RUNNING
     row.save(update_fields=["status"])
+    _beat(row.batch_id)
 
 
 def _row_finish(row: UploadBatchFile, result: IngestResult) -> None:
     row.status, row.message, row.image = result.status, result.message, result.image
     row.finished_at = timezone.now()
     row.save(update_fields=["status", "message", "image", "finished_at"])
+    _beat(row.batch_id)
 
 
 def _unexpected(filename: str, exc: Exception) -> IngestResult:
@@ -365,3 +373,39 @@ def upload_batch_run(*, batch_id: int) -> UploadBatch | None:
         batch.status, batch.error, batch.finished_at = status, error, timezone.now()
         batch.save(update_fields=["status", "error", "finished_at"])
     return batch
+
+
+# --- Recovery ----------------------------------------------------------------------------------
+
+
+def _batch_requeue(batch: UploadBatch) -> None:
+    """A batch whose worker died: the files it had not finished go back to the queue (a zip
+    starts over: the images of it already stored are then reported as in the lab already)."""
+    running = batch.files.filter(parent=None, status=FileStatus.RUNNING)
+    UploadBatchFile.objects.filter(parent__in=running).delete()
+    running.update(status=FileStatus.QUEUED)
+    batch.status, batch.heartbeat_at = UploadBatch.Status.QUEUED, timezone.now()
+    batch.save(update_fields=["status", "heartbeat_at"])
+
+
+def _batch_fail(batch: UploadBatch, reason: str) -> None:
+    for row in batch.files.filter(status__in=(FileStatus.QUEUED, FileStatus.RUNNING)):
+        message = f"{row.filename}: not ingested: the upload {reason}."
+        _row_finish(row, IngestResult(row.filename, "rejected", message))
+    _staged_delete(batch)
+    _counts_save(batch)
+    batch.status, batch.finished_at = UploadBatch.Status.FAILED, timezone.now()
+    batch.error = f"The upload {reason}."
+    batch.save(update_fields=["status", "finished_at", "error"])
+
+
+UPLOAD_BATCHES = jobs.JobKind(
+    name="upload batches", model=UploadBatch, queued=UploadBatch.Status.QUEUED,
+    running=UploadBatch.Status.RUNNING, requeue=_batch_requeue, fail=_batch_fail,
+    enqueue=lambda pk: _enqueue(pk),  # looked up when called: tests replace the queueing
+)  # fmt: skip
+
+
+def upload_batches_sweep(*, now=None) -> dict[str, list[int]]:
+    """Recover upload batches whose ingest shows no sign of life (``apps.core.jobs.sweep``)."""
+    return jobs.sweep(UPLOAD_BATCHES, now=now)

@@ -63,7 +63,7 @@ def test_the_sweeper_queues_again_what_no_worker_took(queued, settings):
     rec, sent = queued
     sent.clear()
     assert services.recordings_sweep() == {"queued_again": [], "recovered": [], "failed": []}
-    _age(rec, settings.GAZE_SWEEP_QUEUED_AFTER_S + 5)
+    _age(rec, settings.SWEEP_QUEUED_AFTER_S + 5)
     assert services.recordings_sweep()["queued_again"] == [rec.pk]
     assert sent == [rec.pk]
     rec.refresh_from_db()
@@ -73,13 +73,13 @@ def test_the_sweeper_queues_again_what_no_worker_took(queued, settings):
 
 def test_the_sweeper_recovers_a_parse_whose_worker_died_then_gives_up(queued, settings):
     rec, sent = queued
-    settings.GAZE_PARSE_MAX_ATTEMPTS = 2
+    settings.SWEEP_MAX_ATTEMPTS = 2
     for attempt in (1, 2):
         claimed = services.recording_claim(recording_id=rec.pk)
         assert claimed.status == "parsing" and claimed.attempts == attempt
         services.recording_report_progress(recording_id=rec.pk, progress=40)
         assert services.recordings_sweep()["recovered"] == []  # alive: progress just reported
-        _age(rec, settings.GAZE_SWEEP_PARSING_AFTER_S + 5)  # ... then silent: the worker died
+        _age(rec, settings.SWEEP_RUNNING_AFTER_S + 5)  # ... then silent: the worker died
         done = services.recordings_sweep()
         if attempt == 1:
             assert done["recovered"] == [rec.pk] and sent[-1] == rec.pk
@@ -103,9 +103,9 @@ def test_a_second_delivery_of_a_swept_recording_is_harmless(queued, settings):
 def test_the_sweeper_runs_periodically_and_as_a_command(queued, settings, capsys):
     entry = settings.CELERY_BEAT_SCHEDULE["gaze-recordings-sweep"]
     assert entry["task"] == "gaze.recordings_sweep"
-    assert entry["schedule"] == settings.GAZE_SWEEP_EVERY_S
+    assert entry["schedule"] == settings.SWEEP_EVERY_S
     rec, _ = queued
-    _age(rec, settings.GAZE_SWEEP_QUEUED_AFTER_S + 5)
+    _age(rec, settings.SWEEP_QUEUED_AFTER_S + 5)
     call_command("recordings_sweep")
     assert f"queued again: 1 [{rec.pk}]" in capsys.readouterr().out
     assert recordings_module.recordings_sweep is services.recordings_sweep

@@ -10,7 +10,7 @@ from apps.gaze import services
 class Command(BaseCommand):
     help = (
         "Queue again the recordings queued or parsing with no sign of life (a lost message, a "
-        "dead worker); fail those that died GAZE_PARSE_MAX_ATTEMPTS times."
+        "dead worker); fail those that died SWEEP_MAX_ATTEMPTS times."
     )
 
     def handle(self, *args, **options) -> None:
