@@ -103,3 +103,19 @@ def test_migrate_runs_before_web_and_workers():
     for name in ("web", "worker-default", "worker-gpu"):
         depends = COMPOSE["services"][name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_a_gpu_worker_on_another_machine_shares_database_broker_and_store():
+    other = yaml.safe_load((ROOT / "docker" / "compose.gpu-worker.yaml").read_text())
+    [(name, worker)] = other["services"].items()
+    command = worker["command"]
+    assert command == COMPOSE["services"]["worker-gpu"]["command"]  # the same worker
+    assert _option(command, "-Q", "--queues") == "gpu"
+    env = worker["environment"]
+    for required in ("SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "S3_BUCKET"):
+        assert ":?" in env[required], required  # compose refuses to start without it
+    assert env["STORAGE_BACKEND"] == "s3" and env["DEBUG"] == "false"
+    listed = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert set(env) - listed - {"DJANGO_SETTINGS_MODULE"} == set()
+    assert worker["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    importlib.import_module(env["DJANGO_SETTINGS_MODULE"])

@@ -117,9 +117,9 @@ def test_env_example_lists_every_variable_the_settings_read():
     read = set()
     for path in (ROOT / "config").glob("*.py"):
         read |= set(
-            re.findall(r'env_(?:str|bool|int|float|list|path)\(\s*"([A-Z_]+)"', path.read_text())
+            re.findall(r'env_(?:str|bool|int|float|list|path)\(\s*"([A-Z0-9_]+)"', path.read_text())
         )
-    listed = set(re.findall(r"^#?\s*([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    listed = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert read, "no settings found"
     assert read - listed == set(), "add these to .env.example"
     assert listed - read == set(), "these in .env.example are read by nothing"
