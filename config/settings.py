@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "apps.imaging",
     "apps.gaze",
     "apps.datasets",
+    "apps.training",
+    "apps.webhooks",
     "axes",  # login lockout (see "Accounts and security" below)
     "csp",  # Content-Security-Policy (ditto)
 ]
@@ -245,6 +247,15 @@ GAZE_SALIENCY_MODEL_SIZES = ((640, 512), (320, 256))
 # The derived files a lab may keep (previews, pixel arrays, saliency maps; apps.core.quota).
 LAB_DERIVED_QUOTA_BYTES = env_int("LAB_DERIVED_QUOTA_BYTES", 20 * 1024**3, minimum=0)
 
+# Seconds a training worker pauses after each batch: a test and demo knob only (0: none), which
+# makes a tiny run slow enough to watch, cancel or kill.
+TRAINING_BATCH_PAUSE_S = env_float("TRAINING_BATCH_PAUSE_S", 0.0)
+# Webhooks (apps.webhooks): URLs resolving to loopback, private or link-local addresses are
+# refused unless this is on (tests, or a lab whose receivers live inside its own network).
+WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
+# Calls made for one event before its delivery is failed (backoff 10 s, 20 s, 40 s, ...).
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
+
 # --- Security (production-like when DEBUG is off) --------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=not DEBUG)
@@ -303,6 +314,8 @@ SPECTACULAR_SETTINGS = {
         "UploadBatchStatusEnum": "apps.imaging.models.UploadBatch.Status",
         "UploadBatchFileStatusEnum": "apps.imaging.models.UploadBatchFile.Status",
         "DatasetSnapshotStatusEnum": "apps.datasets.models.DatasetSnapshot.Status",
+        "TrainingJobStatusEnum": "apps.training.models.TrainingJob.Status",
+        "WebhookDeliveryStatusEnum": "apps.webhooks.models.WebhookDelivery.Status",
     },
 }
 
@@ -348,6 +361,9 @@ CELERY_TASK_ROUTES = {
     "gaze.*": {"queue": "default"},
     "imaging.*": {"queue": "default"},
     "datasets.*": {"queue": "default"},
+    # Training on gpu; its sweeper (task "training_sweep", outside "training.*") on default.
+    "training.*": {"queue": "gpu"},
+    "webhooks.*": {"queue": "default"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4, minimum=1)
 CELERY_TASK_ALWAYS_EAGER = False
@@ -357,6 +373,7 @@ CELERY_BEAT_SCHEDULE = {
     "gaze-recordings-sweep": {"task": "gaze.recordings_sweep", "schedule": SWEEP_EVERY_S},
     "imaging-batches-sweep": {"task": "imaging.batches_sweep", "schedule": SWEEP_EVERY_S},
     "datasets-snapshots-sweep": {"task": "datasets.snapshots_sweep", "schedule": SWEEP_EVERY_S},
+    "training-jobs-sweep": {"task": "training_sweep", "schedule": SWEEP_EVERY_S},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -25,6 +25,8 @@ api_v1 = [
     path("", include("apps.imaging.urls_api")),
     path("", include("apps.gaze.urls_api")),
     path("", include("apps.datasets.urls_api")),
+    path("", include("apps.training.urls_api")),
+    path("", include("apps.webhooks.urls_api")),
     path("health/", include("apps.core.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
@@ -39,6 +41,7 @@ urlpatterns = [
     path("", include("apps.imaging.urls")),
     path("", include("apps.gaze.urls")),
     path("", include("apps.datasets.urls")),
+    path("", include("apps.training.urls")),
 ]
 
 

@@ -27,6 +27,8 @@ from apps.gaze.models import (
 from apps.imaging.models import Image, ImageClass, UploadBatch
 from apps.labs.models import ApiToken, Invitation, Lab, Membership
 from apps.labs.services import api_token_create, invitation_create
+from apps.training.models import ModelAlias, ModelVersion, TrainingJob
+from apps.webhooks.models import Webhook, WebhookDelivery
 from tests.apps.gaze.objects import (
     gaze_fixation,
     gaze_reader,
@@ -145,6 +147,22 @@ def _snapshot(lab, user) -> DatasetSnapshot:
     return ready_snapshot(lab, user)
 
 
+def _training(factory: str, lab, user):
+    from tests.apps.training import objects
+
+    return getattr(objects, factory)(lab, user)
+
+
+def _webhook(lab):
+    return Webhook.objects.create(
+        lab=lab, url="https://hooks.example.org/x", secret="whsec_t", events=["model.alias.set"]
+    )
+
+
+def _webhook_delivery(lab):
+    return WebhookDelivery.objects.create(webhook=_webhook(lab), event="model.alias.set")
+
+
 # basename -> (object of lab A or of viewer_a, the model, a valid create body naming lab A,
 #              a row lab B's admin should see in the same list)
 RESOURCES: dict[
@@ -235,6 +253,43 @@ RESOURCES: dict[
         lambda p: {"lab": p.lab_a.pk, "name": "viewer's snapshot"},
         lambda p: _snapshot(p.lab_b, p.admin_b),
     ),
+    # Training: a queued job (its create body names lab A's snapshot), a registered version with
+    # a stored checkpoint, an alias.
+    "training-job": (
+        lambda p: _training("queued_job", p.lab_a, p.researcher_a),
+        TrainingJob,
+        lambda p: {"snapshot": _snapshot(p.lab_a, p.researcher_a).pk},
+        lambda p: _training("queued_job", p.lab_b, p.admin_b),
+    ),
+    "model-version": (
+        lambda p: _training("model_version", p.lab_a, p.researcher_a),
+        ModelVersion,
+        None,
+        lambda p: _training("model_version", p.lab_b, p.admin_b),
+    ),
+    "model-alias": (
+        lambda p: _training("model_alias", p.lab_a, p.researcher_a),
+        ModelAlias,
+        None,
+        lambda p: _training("model_alias", p.lab_b, p.admin_b),
+    ),
+    # Webhooks (lab admins write; every member reads); made directly, so no name is resolved.
+    "webhook": (
+        lambda p: _webhook(p.lab_a),
+        Webhook,
+        lambda p: {
+            "lab": p.lab_a.pk,
+            "url": "https://hooks.example.org/x",
+            "events": ["model.alias.set"],
+        },
+        lambda p: _webhook(p.lab_b),
+    ),
+    "webhook-delivery": (
+        lambda p: _webhook_delivery(p.lab_a),
+        WebhookDelivery,
+        None,
+        lambda p: _webhook_delivery(p.lab_b),
+    ),
 }
 UPDATE_BODY = {
     "lab": {"name": "Renamed"},
@@ -251,6 +306,11 @@ UPDATE_BODY = {
     "fixation": {},
     "saliency-map": {},
     "snapshot": {},
+    "training-job": {},
+    "model-version": {},
+    "model-alias": {},
+    "webhook": {"active": False},
+    "webhook-delivery": {},
 }
 
 
