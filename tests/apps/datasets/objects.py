@@ -7,12 +7,11 @@ import io
 
 import numpy as np
 
-from apps.gaze.models import Fixation, Reader, Reading, ReadingSession
+from apps.gaze.models import Reader, Reading, ReadingSession
 from apps.imaging.models import Image
 from apps.imaging.services import image_ingest
 from apps.labs.models import Lab
-from ml.gaze import ImageRect
-from tests.apps.gaze.objects import gaze_recording
+from tests.apps.gaze.objects import reading_with_fixations
 from tests.apps.imaging.dicoms import make_dicom, png_bytes
 
 CLASSES = ("Normal", "CHF", "Pneumonia")
@@ -56,29 +55,10 @@ def reader_session(lab: Lab, code: str) -> ReadingSession:
 def add_reading(lab: Lab, image: Image, code: str, points, *, grade="good",
                 use_for_training=True) -> Reading:  # fmt: skip
     """A reading of ``image`` by reader ``code`` with fixations ``(x, y, duration_ms)``."""
-    session = reader_session(lab, code)
-    rect = ImageRect.fit((1920, 1080), (image.width, image.height))
-    reading = Reading.objects.create(
-        lab=lab, session=session, recording=gaze_recording(lab), image=image,
-        stimulus_name=image.key, grade=grade, use_for_training=use_for_training,
-        quality={"image_rect": [rect.left, rect.top, rect.width, rect.height]},
-        fixation_count=len(points),
+    return reading_with_fixations(
+        lab, reader_session(lab, code), image, points, grade=grade,
+        use_for_training=use_for_training, step_ms=300.0,
     )  # fmt: skip
-    Fixation.objects.bulk_create(
-        Fixation(
-            lab=lab,
-            reading=reading,
-            index=k,
-            start_ms=300.0 * k,
-            duration_ms=d,
-            x=x,
-            y=y,
-            on_image=0 <= x < image.width and 0 <= y < image.height,
-            source="vendor",
-        )  # fmt: skip
-        for k, (x, y, d) in enumerate(points)
-    )
-    return reading
 
 
 def points_for(image: Image, seed: int, n: int = 4) -> list[tuple[float, float, float]]:

@@ -15,33 +15,12 @@ from apps.gaze.models import Fixation, Reading, SaliencyMap
 from apps.gaze.services import saliency
 from ml.gaze import ImageRect
 from ml.saliency_maps import fixation_density, pool_maps, sigma_px_for_degrees
-from tests.apps.gaze.objects import gaze_recording
+from tests.apps.gaze.objects import reading_with_fixations
 from tests.conftest import client_for
 
 
 def _reading(lab, session, image, points, *, use_for_training=True) -> Reading:
-    rec = gaze_recording(lab)
-    rect = ImageRect.fit((1920, 1080), (image.width, image.height))
-    reading = Reading.objects.create(
-        lab=lab, session=session, recording=rec, image=image, stimulus_name=image.key,
-        use_for_training=use_for_training,
-        quality={"image_rect": [rect.left, rect.top, rect.width, rect.height]},
-    )  # fmt: skip
-    Fixation.objects.bulk_create(
-        Fixation(
-            lab=lab,
-            reading=reading,
-            index=k,
-            start_ms=100.0 * k,
-            duration_ms=d,
-            x=x,
-            y=y,
-            on_image=0 <= x < image.width and 0 <= y < image.height,
-            source="vendor",
-        )  # fmt: skip
-        for k, (x, y, d) in enumerate(points)
-    )
-    return reading
+    return reading_with_fixations(lab, session, image, points, use_for_training=use_for_training)
 
 
 POINTS = [(60.0, 80.0, 250.0), (180.0, 200.0, 400.0), (120.0, 150.0, 150.0)]
