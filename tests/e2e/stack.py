@@ -143,12 +143,16 @@ class Stack:
                 out.append(f"--- {name}.log (tail)\n{log.read_text(errors='replace')[-4000:]}")
         return "\n".join(out)
 
-    def start_worker(self, queues: str = "default,gpu") -> subprocess.Popen:
+    def start_worker(
+        self, queues: str = "default,gpu", env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        """A worker for ``queues`` with the stack's environment, updated by ``env`` (a worker on
+        another machine: its own cache folder, say)."""
         log = (self.folder / "worker.log").open("a")
         hostname = f"stack-{uuid.uuid4().hex[:8]}@localhost"
         process = subprocess.Popen(
-            worker_command(queues, hostname), cwd=ROOT, env=self.env, stdout=log,
-            stderr=subprocess.STDOUT,
+            worker_command(queues, hostname), cwd=ROOT, env={**self.env, **(env or {})},
+            stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.processes["worker"] = process
         return process
@@ -236,6 +240,26 @@ def running_stack(
             import redis
 
             redis.Redis.from_url(broker_url).flushdb()  # the stack's own database: no leftovers
+
+
+def postgres_server() -> str:
+    """The URL of the suite's PostgreSQL server (``DATABASE_URL`` or the local default); skips
+    where none answers, except under CI, where that fails."""
+    import psycopg
+    import pytest
+
+    from tests.shared_formats import in_ci
+
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        base = "postgres://postgres@127.0.0.1:5432/postgres"
+    try:
+        psycopg.connect(base.rsplit("/", 1)[0] + "/postgres", connect_timeout=3).close()
+    except Exception as exc:
+        if in_ci():
+            raise
+        pytest.skip(f"no PostgreSQL server here: {exc}")
+    return base
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ answer is a 5xx, and every recording ends ``done``."""
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -13,8 +12,13 @@ import requests
 
 from ml.synthetic import Radiologist, make_phantom, simulate_reading
 from ml.synthetic.writers import write_eyelink_asc
-from tests.e2e.stack import running_stack, scratch_postgres, stack_broker, wait_for
-from tests.shared_formats import in_ci
+from tests.e2e.stack import (
+    postgres_server,
+    running_stack,
+    scratch_postgres,
+    stack_broker,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -91,20 +95,9 @@ def test_eight_concurrent_uploads_on_the_embedded_defaults(tmp_path):
 
 
 def test_eight_concurrent_uploads_on_postgresql(tmp_path):
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith("postgres"):
-        base = "postgres://postgres@127.0.0.1:5432/postgres"
-    try:
-        import psycopg
-
-        psycopg.connect(base.rsplit("/", 1)[0] + "/postgres", connect_timeout=3).close()
-    except Exception as exc:
-        if in_ci():
-            raise
-        pytest.skip(f"no PostgreSQL server here: {exc}")
     broker = stack_broker()
     with (
-        scratch_postgres(base) as url,
+        scratch_postgres(postgres_server()) as url,
         running_stack(
             tmp_path / "stack", database_url=url, broker_url=broker, labels=LABELS, sessions=CLIENTS
         ) as stack,
