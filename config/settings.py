@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.gaze",
     "apps.datasets",
     "apps.training",
+    "apps.evaluation",
     "apps.webhooks",
     "axes",  # login lockout (see "Accounts and security" below)
     "csp",  # Content-Security-Policy (ditto)
@@ -247,6 +248,8 @@ GAZE_SALIENCY_MODEL_SIZES = ((640, 512), (320, 256))
 # The derived files a lab may keep (previews, pixel arrays, saliency maps; apps.core.quota).
 LAB_DERIVED_QUOTA_BYTES = env_int("LAB_DERIVED_QUOTA_BYTES", 20 * 1024**3, minimum=0)
 
+# Evaluate each new model version on its snapshot's test split as soon as its job succeeds.
+EVALUATE_NEW_VERSIONS = env_bool("EVALUATE_NEW_VERSIONS", True)
 # Seconds a training worker pauses after each batch: a test and demo knob only (0: none), which
 # makes a tiny run slow enough to watch, cancel or kill.
 TRAINING_BATCH_PAUSE_S = env_float("TRAINING_BATCH_PAUSE_S", 0.0)
@@ -315,6 +318,8 @@ SPECTACULAR_SETTINGS = {
         "UploadBatchFileStatusEnum": "apps.imaging.models.UploadBatchFile.Status",
         "DatasetSnapshotStatusEnum": "apps.datasets.models.DatasetSnapshot.Status",
         "TrainingJobStatusEnum": "apps.training.models.TrainingJob.Status",
+        "EvaluationStatusEnum": "apps.evaluation.models.Evaluation.Status",
+        "DataSplitEnum": "apps.datasets.models.SnapshotItem.Split",
         "WebhookDeliveryStatusEnum": "apps.webhooks.models.WebhookDelivery.Status",
     },
 }
@@ -363,6 +368,8 @@ CELERY_TASK_ROUTES = {
     "datasets.*": {"queue": "default"},
     # Training on gpu; its sweeper (task "training_sweep", outside "training.*") on default.
     "training.*": {"queue": "gpu"},
+    # Evaluations run the model: gpu too; their sweeper ("evaluation_sweep") on default.
+    "evaluation.*": {"queue": "gpu"},
     "webhooks.*": {"queue": "default"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4, minimum=1)
@@ -374,6 +381,7 @@ CELERY_BEAT_SCHEDULE = {
     "imaging-batches-sweep": {"task": "imaging.batches_sweep", "schedule": SWEEP_EVERY_S},
     "datasets-snapshots-sweep": {"task": "datasets.snapshots_sweep", "schedule": SWEEP_EVERY_S},
     "training-jobs-sweep": {"task": "training_sweep", "schedule": SWEEP_EVERY_S},
+    "evaluations-sweep": {"task": "evaluation_sweep", "schedule": SWEEP_EVERY_S},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

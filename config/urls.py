@@ -26,6 +26,7 @@ api_v1 = [
     path("", include("apps.gaze.urls_api")),
     path("", include("apps.datasets.urls_api")),
     path("", include("apps.training.urls_api")),
+    path("", include("apps.evaluation.urls_api")),
     path("", include("apps.webhooks.urls_api")),
     path("health/", include("apps.core.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -42,6 +43,7 @@ urlpatterns = [
     path("", include("apps.gaze.urls")),
     path("", include("apps.datasets.urls")),
     path("", include("apps.training.urls")),
+    path("", include("apps.webhooks.urls")),
 ]
 
 

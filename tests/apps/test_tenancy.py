@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.datasets.models import DatasetSnapshot
+from apps.evaluation.models import Evaluation, EvaluationImage
 from apps.gaze.models import (
     Fixation,
     Reader,
@@ -153,6 +155,26 @@ def _training(factory: str, lab, user):
     return getattr(objects, factory)(lab, user)
 
 
+def _evaluation(lab, user):
+    """A succeeded evaluation of lab A's (untrained, tiny) version on a small snapshot."""
+    from apps.evaluation.models import Evaluation
+    from tests.apps.evaluation.objects import evaluated
+
+    done = Evaluation.objects.filter(lab=lab, status="succeeded").first()
+    return done or evaluated(_snapshot(lab, user), user)
+
+
+def _version(lab, user):
+    """A version without its automatic evaluation (so that only the request could add one)."""
+    from tests.apps.evaluation.objects import version_on
+
+    return version_on(_snapshot(lab, user), user)
+
+
+def _evaluation_image(lab, user):
+    return _evaluation(lab, user).images.first()
+
+
 def _webhook(lab):
     return Webhook.objects.create(
         lab=lab, url="https://hooks.example.org/x", secret="whsec_t", events=["model.alias.set"]
@@ -267,6 +289,19 @@ RESOURCES: dict[
         None,
         lambda p: _training("model_version", p.lab_b, p.admin_b),
     ),
+    # Evaluations: a succeeded one (its create body names lab A's version), its image rows.
+    "evaluation": (
+        lambda p: _evaluation(p.lab_a, p.researcher_a),
+        Evaluation,
+        lambda p: {"version": _version(p.lab_a, p.researcher_a).pk},
+        lambda p: _evaluation(p.lab_b, p.admin_b),
+    ),
+    "evaluation-image": (
+        lambda p: _evaluation_image(p.lab_a, p.researcher_a),
+        EvaluationImage,
+        None,
+        lambda p: _evaluation_image(p.lab_b, p.admin_b),
+    ),
     "model-alias": (
         lambda p: _training("model_alias", p.lab_a, p.researcher_a),
         ModelAlias,
@@ -309,6 +344,8 @@ UPDATE_BODY = {
     "training-job": {},
     "model-version": {},
     "model-alias": {},
+    "evaluation": {},
+    "evaluation-image": {},
     "webhook": {"active": False},
     "webhook-delivery": {},
 }
@@ -371,6 +408,18 @@ def test_lists_show_nothing_of_another_lab(route, personas):
         return
     make, _, _, make_own = RESOURCES[_basename(route)]
     obj, own = make(personas), make_own(personas)
+    if route.name == "evaluation-compare":  # lab A's evaluation reads as one that does not exist
+        client = client_for(personas.admin_b)
+        theirs = client.get(route.url(), {"ids": [own.pk, obj.pk]})
+        nowhere = client.get(route.url(), {"ids": [own.pk, 2**40]})
+        assert theirs.status_code == nowhere.status_code == 400
+        assert theirs.json()["error"]["fields"] == {
+            "ids": [f"No evaluation {obj.pk} in your labs."]
+        }
+        assert str(nowhere.json()["error"]["fields"]).replace(str(2**40), str(obj.pk)) == str(
+            theirs.json()["error"]["fields"]
+        )
+        return
     response = client_for(personas.admin_b).get(route.url())
     assert response.status_code == 200
     ids = [row["id"] for row in response.json()["results"]]
@@ -393,7 +442,10 @@ def test_viewer_gets_403_on_writes(route, personas):
     before = model.objects.count()
     for method in route.methods:
         if method == "get":
-            assert client.get(route.url(obj.pk if route.detail else None)).status_code == 200
+            query = {"ids": [obj.pk, obj.pk]} if route.name == "evaluation-compare" else {}
+            answer = client.get(route.url(obj.pk if route.detail else None), query)
+            # Comparing an evaluation with itself is refused as such (400), not for the role.
+            assert answer.status_code == (400 if query else 200), answer.content[:300]
             continue
         if not route.detail and create_body is None:
             continue  # creating this resource is not a write inside an existing lab
@@ -426,3 +478,97 @@ def test_tokens_of_another_user_are_not_found(personas):
     assert response.status_code == 404
     token.refresh_from_db()
     assert token.revoked_at is None
+
+
+# --- Pages ----------------------------------------------------------------------------------
+# The HTML pages of the apps named here are walked the same way: every page route needs an entry
+# below (an object of lab A, its model, a body that would change something if allowed), or this
+# test fails and says what to add.
+PAGE_VIEW_MODULES = ("apps.webhooks.views",)
+_HOOK_BODY = {"url": "https://8.8.8.8/x", "events": ["model.alias.set"], "active": "0"}
+PAGE_RESOURCES: dict[str, tuple[Callable[[Personas], object], type, Callable[[Personas], dict]]] = {
+    "webhooks": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {"lab": p.lab_a.pk, **_HOOK_BODY}),
+    "webhooks-hook": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {}),
+    "webhooks-hook-toggle": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {"active": "0"}),
+    "webhooks-hook-test": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {}),
+    "webhooks-hook-rotate": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {}),
+    "webhooks-hook-delete": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {}),
+}
+
+
+def page_routes() -> list[Route]:
+    routes = []
+    for pattern, entry in _walk(get_resolver().url_patterns):
+        if getattr(entry.callback, "__module__", None) not in PAGE_VIEW_MODULES:
+            continue
+        detail = "pk" in entry.pattern.regex.groupindex
+        routes.append(Route(entry.name, pattern, entry.callback, ("get", "post"), detail))
+    return routes
+
+
+PAGE_ROUTES = page_routes()
+
+
+def _fields(obj) -> dict:
+    return {f.name: getattr(obj, f.name) for f in obj._meta.concrete_fields}
+
+
+def test_every_page_route_has_a_factory():
+    assert len(PAGE_ROUTES) >= 2, [str(r) for r in PAGE_ROUTES]
+    for route in PAGE_ROUTES:
+        assert route.name in PAGE_RESOURCES, (
+            f"{route}: add an entry for {route.name!r} to PAGE_RESOURCES in this test"
+        )
+
+
+def _page_client(user) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("route", PAGE_ROUTES, ids=str)
+def test_pages_send_anonymous_to_sign_in(route, personas):
+    make, model, body = PAGE_RESOURCES[route.name]
+    obj = make(personas)
+    before, count = _fields(obj), model.objects.count()
+    for method in route.methods:
+        data = body(personas) if method == "post" else {}
+        response = getattr(_page_client(None), method)(
+            route.url(obj.pk if route.detail else None), data
+        )
+        assert response.status_code in (302, 405), (route, method, response.status_code)
+        if response.status_code == 302:
+            assert response["Location"].startswith("/login/"), (route, method)
+    assert model.objects.count() == count and _fields(model.objects.get(pk=obj.pk)) == before
+
+
+@pytest.mark.parametrize("route", [r for r in PAGE_ROUTES if r.detail], ids=str)
+def test_pages_of_another_lab_are_404(route, personas):
+    make, model, body = PAGE_RESOURCES[route.name]
+    obj = make(personas)
+    before, count = _fields(obj), model.objects.count()
+    client = _page_client(personas.admin_b)  # the most privileged member of lab B
+    codes = {
+        method: getattr(client, method)(
+            route.url(obj.pk), body(personas) if method == "post" else {}
+        ).status_code
+        for method in route.methods
+    }
+    # A method the view does not take is a 405 before any lookup; every other one is a 404.
+    assert set(codes.values()) <= {404, 405} and 404 in codes.values(), (route, codes)
+    assert model.objects.count() == count and _fields(model.objects.get(pk=obj.pk)) == before
+
+
+@pytest.mark.parametrize("route", PAGE_ROUTES, ids=str)
+def test_pages_refuse_a_viewer_every_write(route, personas):
+    make, model, body = PAGE_RESOURCES[route.name]
+    obj = make(personas)
+    before, count = _fields(obj), model.objects.count()
+    client = _page_client(personas.viewer_a)
+    url = route.url(obj.pk if route.detail else None)
+    assert client.get(url).status_code in (200, 405), route  # reading is every member's
+    response = client.post(url, body(personas))
+    assert response.status_code in (403, 405), (route, response.status_code)
+    assert model.objects.count() == count and _fields(model.objects.get(pk=obj.pk)) == before

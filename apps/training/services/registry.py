@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, BinaryIO
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
@@ -41,13 +42,18 @@ def version_create_for_job(*, job: TrainingJob) -> ModelVersion:
         or EpochMetrics.objects.filter(job=job).order_by("val_loss").first()
     )
     snapshot = job.snapshot
-    return ModelVersion.objects.create(
+    version = ModelVersion.objects.create(
         lab_id=job.lab_id, job=job, snapshot=snapshot, name=job.name,
         checkpoint_name=job.best_name, checkpoint_sha256=storage.digest_of(job.best_name) or "",
         checkpoint_size=job.best_size, config=job.config,
         classes=list(snapshot.classes) if snapshot else [],
         best_epoch=best.epoch if best else 0, metrics=_metrics(best), curves=job_curves(job=job),
     )  # fmt: skip
+    if settings.EVALUATE_NEW_VERSIONS:
+        from apps.evaluation.services import evaluation_for_new_version
+
+        evaluation_for_new_version(version=version)  # queued once this transaction commits
+    return version
 
 
 def alias_set(*, version: ModelVersion, name: str, actor) -> ModelAlias:

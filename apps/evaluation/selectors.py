@@ -1,0 +1,43 @@
+"""Reads of evaluations for the API and the pages."""
+
+from __future__ import annotations
+
+from django.db.models import F, QuerySet
+
+from apps.evaluation.models import METRICS, Evaluation, EvaluationImage
+
+ORDERINGS = {"key", *METRICS}
+
+
+def evaluation_images(
+    *, evaluation: Evaluation, ordering: str = "key", label: str | None = None,
+    correct: str | None = None,
+) -> QuerySet[EvaluationImage]:  # fmt: skip
+    """The evaluation's rows, ordered by a metric or the key ('-' first: descending; rows
+    without the metric last), filtered by true class and by right or wrong prediction.
+
+    Raises:
+        ValueError: ``(field, message)`` for an unknown ordering or a bad filter value.
+    """
+    field = ordering.lstrip("-")
+    if field not in ORDERINGS:
+        raise ValueError("ordering", f"Is one of {', '.join(sorted(ORDERINGS))}, '-' first to "
+                         "sort descending.")  # fmt: skip
+    rows = EvaluationImage.objects.filter(evaluation=evaluation)
+    if label not in (None, ""):
+        if not str(label).isdigit() or int(label) >= max(len(evaluation.classes), 1):
+            raise ValueError("label", f"Is a class index from 0 to {len(evaluation.classes) - 1}.")
+        rows = rows.filter(label=int(label))
+    if correct not in (None, ""):
+        value = str(correct).lower()
+        if value not in ("true", "false", "1", "0"):
+            raise ValueError("correct", "Is true or false.")
+        rows = rows.filter(correct=value in ("true", "1"))
+    if field == "key":
+        return rows.order_by(ordering)
+    expression = (
+        F(field).desc(nulls_last=True)
+        if ordering.startswith("-")
+        else F(field).asc(nulls_last=True)
+    )
+    return rows.order_by(expression, "key")
