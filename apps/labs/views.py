@@ -74,6 +74,10 @@ def _home_page(request: HttpRequest, lab_form: LabCreateForm | None = None, stat
         ),
         "role_label": Role(request.lab_role).label if lab else None,
     }
+    if lab:
+        from apps.evaluation.overview import lab_overview  # the lab's data lives in later apps
+
+        context["overview"] = lab_overview(lab=lab)
     return render(request, "labs/home.html", context, status=status)
 
 

@@ -1,6 +1,9 @@
 """Simulated radiologists reading phantoms on a calibrated screen, sampled at a tracker's rate.
 
-A reading is planned as a sequence of fixation targets in image pixels (the search strategy), given
+A reading is planned as a sequence of fixation targets in image pixels (the search strategy: a
+tour of the anatomy or a glance then the finding; within each zone most fixations go to one of
+the image's own conspicuous spots, the same for every reader, so that readers agree beyond the
+layout that all images share; consecutive fixations at least a saccade apart), given
 gamma-distributed durations, joined by saccades that follow the main sequence (duration grows with
 amplitude, a smooth minimum-jerk velocity profile), interrupted by blinks, and recorded as the
 tracker would: with a calibration offset, slow drift and microsaccades inside fixations, sample
@@ -360,11 +363,41 @@ def _zones(phantom: Phantom) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], 
     return out, step
 
 
+# Within a zone, readers are drawn to the same few conspicuous spots of the image (a vessel
+# crossing, a rib end, the edge of an opacity: bottom-up saliency that every reader shares), a
+# share of their fixations falling around one of them; the rest scan the zone at random.
+SPOT_SHARE = 0.75
+SPOTS_PER_ZONE = 2
+MIN_STEP = 0.08  # of the shorter side: consecutive fixations 1.5 to 2 degrees apart at least
+SPOT_SPREAD = 0.035  # of the image's shorter side: about a degree on a 24-inch screen
+
+
+def _conspicuous(
+    phantom: Phantom, zones: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, list[tuple[float, float]]]:
+    """The conspicuous spots of each zone of this image: the same for every reader (seeded by
+    the phantom, not the reader)."""
+    rng = np.random.default_rng([phantom.seed, 7, zlib.crc32(phantom.label.encode())])
+    out = {}
+    for zone in sorted(zones):
+        xs, ys = zones[zone]
+        idx = rng.integers(0, xs.size, SPOTS_PER_ZONE)
+        out[zone] = [(float(xs[i]), float(ys[i])) for i in idx]
+    return out
+
+
 def _plan_targets(
-    rng: np.random.Generator, phantom: Phantom, reader: Radiologist, n_fix: int
+    rng: np.random.Generator,
+    phantom: Phantom,
+    reader: Radiologist,
+    n_fix: int,
+    spot_rng: np.random.Generator | None = None,
 ) -> tuple[list[tuple[float, float]], list[str]]:
     """The search: a list of image-pixel targets with the zone each belongs to."""
     zones, step = _zones(phantom)
+    spots = _conspicuous(phantom, zones)
+    spot_rng = spot_rng if spot_rng is not None else np.random.default_rng([phantom.seed, 13])
+    spread = SPOT_SPREAD * min(phantom.height, phantom.width)
 
     def sample(zone: str, n: int, sort: bool = False) -> list[tuple[float, float]]:
         xs, ys = zones[zone]
@@ -372,6 +405,15 @@ def _plan_targets(
         pts = [
             (float(xs[i] + rng.uniform(0, step)), float(ys[i] + rng.uniform(0, step))) for i in idx
         ]
+        # Drawn to one of the zone's conspicuous spots instead (a stream of its own, so that
+        # the rest of the reading is drawn as without spots).
+        for k in range(len(pts)):
+            if spot_rng.random() < SPOT_SHARE:
+                sx, sy = spots[zone][int(spot_rng.integers(0, len(spots[zone])))]
+                pts[k] = (
+                    float(np.clip(sx + spot_rng.normal(0, spread), 0, phantom.width - 1)),
+                    float(np.clip(sy + spot_rng.normal(0, spread), 0, phantom.height - 1)),
+                )
         if sort:  # a systematic reader goes down a zone, not back and forth
             pts.sort(key=lambda p: p[1] + rng.normal(0, 0.02 * phantom.height))
         return pts
@@ -437,7 +479,30 @@ def _plan_targets(
         for i in order:
             targets.append((rest[i][0], rest[i][1]))
             names.append(rest[i][2])
-    return targets, names
+    return _apart(spot_rng, targets, MIN_STEP * min(phantom.height, phantom.width), phantom), names
+
+
+def _apart(
+    rng: np.random.Generator, targets: list[tuple[float, float]], step: float, phantom: Phantom
+) -> list[tuple[float, float]]:
+    """Targets moved so that each is at least ``step`` from the one before: two looks at one
+    spot are two fixations only if a saccade separates them."""
+    out: list[tuple[float, float]] = []
+    for x, y in targets:
+        if out:
+            px, py = out[-1]
+            dx, dy = x - px, y - py
+            dist = math.hypot(dx, dy)
+            if dist < step:
+                angle = math.atan2(dy, dx) if dist > 0 else float(rng.uniform(0, 2 * math.pi))
+                x = px + step * math.cos(angle)
+                y = py + step * math.sin(angle)
+                if not (0 <= x < phantom.width and 0 <= y < phantom.height):  # the other way
+                    x, y = px - step * math.cos(angle), py - step * math.sin(angle)
+        out.append(
+            (float(np.clip(x, 0, phantom.width - 1)), float(np.clip(y, 0, phantom.height - 1)))
+        )
+    return out
 
 
 def simulate_reading(
@@ -486,7 +551,8 @@ def simulate_reading(
             else (35 - 10 * radiologist.expertise)
         )
         n_fix = max(5, int(rng.poisson(mean)))
-    targets, names = _plan_targets(rng, phantom, radiologist, n_fix)
+    spot_rng = _reader_rng(seed, radiologist.name + "/spots", key)
+    targets, names = _plan_targets(rng, phantom, radiologist, n_fix, spot_rng)
     n_fix = len(targets)
 
     # Views: optionally a zoomed segment in the middle of the reading.

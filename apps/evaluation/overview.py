@@ -1,0 +1,83 @@
+"""The lab overview on the home page: counts of what the lab holds, its recent training jobs,
+and the ``production`` model's headline metrics beside the centre-bias baseline and the
+inter-observer ceiling of its latest evaluation (a fixed number of queries, whatever the lab's
+size)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.datasets.models import DatasetSnapshot
+from apps.evaluation.models import Evaluation
+from apps.gaze.models import Reader, Reading, ReadingSession
+from apps.imaging.models import Image
+from apps.labs.models import Lab
+from apps.training.models import ModelAlias, ModelVersion, TrainingJob
+
+# Headline saliency metrics (lower is better for KL) and their labels.
+HEADLINE = (("cc", "CC"), ("kl", "KL"), ("nss", "NSS"), ("auc_judd", "AUC-Judd"),
+            ("sim", "SIM"))  # fmt: skip
+ALIAS = "production"
+
+
+def _mean(row: dict | None, metric: str) -> float | None:
+    stats = (row or {}).get(metric) or {}
+    return stats.get("mean")
+
+
+def headline(evaluation: Evaluation) -> dict[str, Any]:
+    """The model, the centre bias and the ceiling side by side for the headline metrics, with
+    where the model stands between the two (0: the centre bias, 1: the ceiling)."""
+    summary = evaluation.summary or {}
+    rows = []
+    for metric, label in HEADLINE:
+        model = _mean(summary.get("model"), metric)
+        if model is None:
+            continue
+        centre = _mean(summary.get("centre_bias"), metric)
+        ceiling = _mean(summary.get("ceiling"), metric)
+        between = None
+        if centre is not None and ceiling is not None and ceiling != centre:
+            between = (model - centre) / (ceiling - centre)
+        rows.append({"metric": metric, "label": label, "model": model, "centre_bias": centre,
+                     "ceiling": ceiling, "between": between})  # fmt: skip
+    classification = evaluation.classification or {}
+    return {
+        "evaluation": evaluation,
+        "rows": rows,
+        "accuracy": classification.get("accuracy"),
+        "auc_macro": classification.get("auc_macro"),
+        "ceiling_note": (summary.get("notes") or {}).get("ceiling")
+        or (summary.get("notes") or {}).get("readers"),
+        "n_images": summary.get("n_images"),
+    }
+
+
+def lab_overview(*, lab: Lab) -> dict[str, Any]:
+    """What the home page shows of ``lab``."""
+    counts = {
+        "images": Image.objects.filter(lab=lab).count(),
+        "readers": Reader.objects.filter(lab=lab).count(),
+        "sessions": ReadingSession.objects.filter(lab=lab).count(),
+        "readings": Reading.objects.filter(lab=lab).count(),
+        "snapshots": DatasetSnapshot.objects.filter(lab=lab).count(),
+        "jobs": TrainingJob.objects.filter(lab=lab).count(),
+        "versions": ModelVersion.objects.filter(lab=lab).count(),
+        "evaluations": Evaluation.objects.filter(lab=lab).count(),
+    }
+    jobs = list(TrainingJob.objects.filter(lab=lab).order_by("-created_at", "-id")[:5])
+    alias = ModelAlias.objects.filter(lab=lab, name=ALIAS).select_related("version").first()
+    version = alias.version if alias else None
+    latest = None
+    if version is not None:
+        done = Evaluation.objects.filter(version=version, status=Evaluation.Status.SUCCEEDED)
+        latest = (
+            done.filter(split="test").order_by("-finished_at", "-id").first()
+            or done.order_by("-finished_at", "-id").first()
+        )
+    return {
+        "counts": counts,
+        "recent_jobs": jobs,
+        "production": version,
+        "production_evaluation": headline(latest) if latest else None,
+    }

@@ -1,0 +1,63 @@
+"""The home page's lab overview: counts, recent jobs, and the production model's headline
+metrics beside the centre bias and the inter-observer ceiling, in a fixed number of queries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.evaluation.overview import headline, lab_overview
+from apps.training import services as training
+from tests.apps.evaluation.objects import evaluated
+
+pytestmark = pytest.mark.django_db
+
+
+def _home(client) -> str:
+    answer = client.get("/")
+    assert answer.status_code == 200
+    return answer.content.decode()
+
+
+def test_without_a_production_model_the_overview_says_what_to_do(personas, client):
+    client.force_login(personas.viewer_a)
+    page = _home(client)
+    assert 'id="lab-overview"' in page and 'data-count="images">0<' in page
+    assert "No model version has the alias" in page
+    assert "No training job yet" in page
+
+
+def test_the_production_model_stands_between_centre_bias_and_ceiling(snapshot, personas, client):
+    evaluation = evaluated(snapshot, personas.researcher_a)
+    training.alias_set(version=evaluation.version, name="production", actor=personas.admin_a)
+    client.force_login(personas.viewer_a)
+    page = _home(client)
+    summary = evaluation.summary
+    cc = summary["model"]["cc"]["mean"]
+    row = re.search(r'<tr data-metric="cc">(.*?)</tr>', page, re.S).group(1)
+    assert f"{cc:.3f}" in row
+    assert f"{summary['ceiling']['cc']['mean']:.3f}" in row
+    assert f"{summary['centre_bias']['cc']['mean']:.3f}" in row
+    assert 'id="headline-data"' in page and "vendor/plotly.min.js" in page
+    assert f'data-count="images">{personas.lab_a.images.count()}<' in page
+    assert evaluation.version.job.name in page  # among the recent jobs
+
+    h = headline(evaluation)
+    cc_row = next(r for r in h["rows"] if r["metric"] == "cc")
+    centre, ceiling = summary["centre_bias"]["cc"]["mean"], summary["ceiling"]["cc"]["mean"]
+    assert cc_row["between"] == pytest.approx((cc - centre) / (ceiling - centre))
+
+
+def test_the_overview_takes_the_same_queries_for_a_bigger_lab(snapshot, personas):
+    evaluated(snapshot, personas.researcher_a)
+    with CaptureQueriesContext(connection) as small:
+        lab_overview(lab=personas.lab_a)
+    evaluation = evaluated(snapshot, personas.researcher_a, seed=4)
+    training.alias_set(version=evaluation.version, name="production", actor=personas.admin_a)
+    with CaptureQueriesContext(connection) as big:
+        overview = lab_overview(lab=personas.lab_a)
+    assert overview["production_evaluation"]["evaluation"] == evaluation
+    assert len(big) <= len(small) + 1  # the production model's evaluation
