@@ -142,8 +142,26 @@ def test_snapshot_and_training_with_files_in_s3_and_an_empty_worker_cache(tmp_pa
         digest = hashlib.sha256(download.content).hexdigest()
         assert digest == version["checkpoint_sha256"]
 
-        # Every file is in the bucket: the snapshot's manifest and arrays and the checkpoint.
+        # The version's automatic evaluation on the test split runs on the same worker.
+        evaluation = wait_for(
+            lambda: (r := stack.get(f"/api/v1/evaluations/?version={version['id']}").json())[
+                "count"
+            ]
+            and r["results"][0]["status"] in ("succeeded", "failed")
+            and r["results"][0],
+            180, "the automatic evaluation",
+        )  # fmt: skip
+        assert evaluation["status"] == "succeeded", f"{evaluation['error']}\n{stack.logs()}"
+        assert evaluation["automatic"] and evaluation["split"] == "test"
+        rows = stack.get(evaluation["images_url"]).json()["results"]
+        assert len(rows) == evaluation["total"] > 0
+        npz = stack.get(rows[0]["map_url"])
+        assert npz.status_code == 200 and npz.content[:2] == b"PK"
+
+        # Every file is in the bucket: the snapshot's manifest and arrays, the checkpoint, the
+        # evaluation's maps.
         stored = _objects(client, bucket)
+        assert any("/evaluation/" in k or k.startswith(PREFIX + "/evaluation") for k in stored)
         assert any(digest in key for key in stored), sorted(stored)
         snapshot_keys = [k for k in stored if k not in uploaded]
         assert any(k.endswith(".json") for k in snapshot_keys), sorted(snapshot_keys)
