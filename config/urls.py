@@ -43,6 +43,7 @@ urlpatterns = [
     path("", include("apps.gaze.urls")),
     path("", include("apps.datasets.urls")),
     path("", include("apps.training.urls")),
+    path("", include("apps.evaluation.urls")),
     path("", include("apps.webhooks.urls")),
 ]
 

@@ -5,13 +5,19 @@ paired tests, and delete."""
 from __future__ import annotations
 
 import csv
+import io
 
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -179,6 +185,64 @@ class ComparisonQuerySerializer(StrictSerializer):
     )  # fmt: skip
 
 
+class RegionShareSerializer(serializers.Serializer):
+    source = serializers.CharField(help_text="egd, reflacx, boxes or phantom.")
+    name = serializers.CharField()
+    kinds = serializers.ListField(child=serializers.CharField())
+    area_share = serializers.FloatField(
+        allow_null=True, help_text="The region's share of the image's area (chance level)."
+    )
+    model_share = serializers.FloatField(
+        allow_null=True, help_text="Share of the model's saliency mass on the image in the region."
+    )
+    dwell_share = serializers.FloatField(
+        allow_null=True, help_text="Share of the pooled readers' fixation time in the region."
+    )
+    reader_dwell_shares = serializers.DictField(
+        child=serializers.FloatField(allow_null=True), help_text="Reader code -> share."
+    )
+
+
+class RegionImageSerializer(serializers.Serializer):
+    evaluation_image = serializers.IntegerField()
+    key = serializers.CharField()
+    image = serializers.IntegerField()
+    model_on_image = serializers.FloatField(
+        allow_null=True, help_text="Share of the map's mass on the image (not the padding)."
+    )
+    readers = serializers.ListField(child=serializers.CharField())
+    regions = RegionShareSerializer(many=True)
+
+
+class RegionAggregateSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    name = serializers.CharField()
+    n_images = serializers.IntegerField(help_text="Images that have the region.")
+    area_share = serializers.FloatField(allow_null=True)
+    model_share = serializers.FloatField(allow_null=True, help_text="Mean over images.")
+    n_model = serializers.IntegerField()
+    dwell_share = serializers.FloatField(allow_null=True, help_text="Mean over images.")
+    n_dwell = serializers.IntegerField()
+    reader_dwell_shares = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    reader_n = serializers.DictField(child=serializers.IntegerField())
+
+
+class EvaluationRegionsSerializer(serializers.Serializer):
+    evaluation = serializers.IntegerField()
+    split = serializers.CharField()
+    resolution = serializers.ListField(child=serializers.IntegerField())
+    mode = serializers.CharField(help_text="letterbox, or pad_and_stride (seed mode).")
+    n_images = serializers.IntegerField(help_text="Images of the evaluation with regions.")
+    readers = serializers.ListField(child=serializers.CharField())
+    regions = RegionAggregateSerializer(many=True, help_text="Per (source, name).")
+    images = RegionImageSerializer(many=True)
+
+
+class _NotReady(APIException):
+    status_code = 409
+    default_code = "not_ready"
+
+
 class EvaluationViewSet(
     LabScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     mixins.DestroyModelMixin, viewsets.GenericViewSet,
@@ -262,8 +326,8 @@ class EvaluationViewSet(
         description="Paired tests of each evaluation against the first on the per-image "
         "metrics: Wilcoxon signed-rank (statistic, p_value), the matched-pairs rank-biserial "
         "effect size, Holm-corrected p (p_holm), the paired bootstrap 95 % interval of the mean "
-        "difference (b - a), and which is better. Evaluations on different snapshot splits "
-        "are refused (400) with the reason.",
+        "difference (a - b, the first minus the other), and which is better. Evaluations on "
+        "different snapshot splits are refused (400) with the reason.",
     )
     @action(detail=False, methods=["get"])
     def compare(self, request):
@@ -275,6 +339,37 @@ class EvaluationViewSet(
         if missing:
             raise ValidationError({"ids": [f"No evaluation {missing[0]} in your labs."]})
         return Response(services.evaluations_compare(evaluations=[found[i] for i in ids]))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["json", "csv"],
+                                     description="csv: one row per image and region.")],
+        responses={200: EvaluationRegionsSerializer, (200, "text/csv"): OpenApiTypes.STR,
+                   409: OpenApiResponse(OpenApiTypes.OBJECT,
+                                        description="The evaluation has not succeeded.")},
+        description="For each image of the evaluation that has regions (`/api/v1/image-regions/`"
+        "): per region, the share of the model's saliency mass (its stored map, at the "
+        "snapshot's resolution), of each reader's fixation time and of the pooled readers' in "
+        "the region, beside the region's share of the image's area; and per region name the "
+        "means over the images. Shares are null where there is nothing to share.",
+    )  # fmt: skip
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer])
+    def regions(self, request, pk=None):
+        evaluation = self.get_object()
+        try:
+            result = services.evaluation_regions(evaluation=evaluation)
+        except services.EvaluationNotReady as exc:
+            raise _NotReady(str(exc)) from None
+        if request.accepted_renderer.format != "csv":
+            return Response(result)
+        header, rows = services.regions.evaluation_regions_rows(result)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        filename = f"evaluation-{evaluation.pk}-regions.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
 
 class EvaluationImageViewSet(

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count, Q
+
 from apps.datasets.models import DatasetSnapshot
 from apps.evaluation.models import Evaluation
-from apps.gaze.models import Reader, Reading, ReadingSession
+from apps.gaze.models import Reader, Reading, ReadingSession, Recording
 from apps.imaging.models import Image
 from apps.labs.models import Lab
 from apps.training.models import ModelAlias, ModelVersion, TrainingJob
@@ -53,6 +55,21 @@ def headline(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
+def _next_step(counts: dict[str, int]) -> str | None:
+    """What a new lab does next, in order: images, a reader, a session, then readings."""
+    if not counts["images"]:
+        return "images"
+    if not counts["readers"]:
+        return "reader"
+    if not counts["sessions"]:
+        return "session"
+    if not counts["readings"]:
+        return "recording"
+    if not counts["snapshots"]:
+        return "snapshot"
+    return None
+
+
 def lab_overview(*, lab: Lab) -> dict[str, Any]:
     """What the home page shows of ``lab``."""
     counts = {
@@ -64,6 +81,22 @@ def lab_overview(*, lab: Lab) -> dict[str, Any]:
         "jobs": TrainingJob.objects.filter(lab=lab).count(),
         "versions": ModelVersion.objects.filter(lab=lab).count(),
         "evaluations": Evaluation.objects.filter(lab=lab).count(),
+    }
+    by_label = dict(
+        Image.objects.filter(lab=lab).values_list("label").annotate(n=Count("id")).order_by()
+    )
+    by_grade = dict(
+        Reading.objects.filter(lab=lab).values_list("grade").annotate(n=Count("id")).order_by()
+    )
+    recordings = Recording.objects.filter(lab=lab).aggregate(
+        failed=Count("id", filter=Q(status=Recording.Status.FAILED)),
+        unmatched=Count("id", filter=~Q(unmatched_stimuli=[])),
+    )
+    attention = {
+        "failed_recordings": recordings["failed"],
+        "unmatched_recordings": recordings["unmatched"],
+        "unread_images": Image.objects.filter(lab=lab, readings__isnull=True).count(),
+        "unlabelled_images": by_label.get("", 0),
     }
     jobs = list(TrainingJob.objects.filter(lab=lab).order_by("-created_at", "-id")[:5])
     alias = ModelAlias.objects.filter(lab=lab, name=ALIAS).select_related("version").first()
@@ -77,6 +110,10 @@ def lab_overview(*, lab: Lab) -> dict[str, Any]:
         )
     return {
         "counts": counts,
+        "images_by_label": sorted(((k or "(no label)", v) for k, v in by_label.items())),
+        "readings_by_grade": [(g, by_grade.get(g, 0)) for g in ("good", "usable", "poor")],
+        "attention": attention,
+        "next_step": _next_step(counts),
         "recent_jobs": jobs,
         "production": version,
         "production_evaluation": headline(latest) if latest else None,

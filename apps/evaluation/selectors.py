@@ -41,3 +41,31 @@ def evaluation_images(
         else F(field).asc(nulls_last=True)
     )
     return rows.order_by(expression, "key")
+
+
+def evaluation_list(*, lab) -> QuerySet[Evaluation]:
+    """The lab's evaluations, newest first, with their version, snapshot and author."""
+    return Evaluation.objects.filter(lab=lab).select_related("version", "snapshot", "created_by")
+
+
+def evaluation_distributions(*, evaluation: Evaluation) -> dict[str, dict[str, list]]:
+    """Per metric, the per-image values of the model (against the pooled map), the centre bias
+    and the inter-observer ceiling (each image's mean of its readers against the others; only
+    images with two or more readers), in one query: ``{metric: {"model": [...],
+    "centre_bias": [...], "ceiling": [...]}}`` (missing values left out)."""
+    from ml.references import ceiling_row
+
+    out: dict[str, dict[str, list]] = {
+        m: {"model": [], "centre_bias": [], "ceiling": []} for m in METRICS
+    }
+    rows = EvaluationImage.objects.filter(evaluation=evaluation).order_by("key")
+    for row in rows.values("centre_metrics", "loo_metrics", *METRICS).iterator(chunk_size=500):
+        centre = row["centre_metrics"] or {}
+        loo = row["loo_metrics"] or {}
+        ceiling = ceiling_row(loo) if loo else {}
+        for m in METRICS:
+            for name, value in (("model", row[m]), ("centre_bias", centre.get(m)),
+                                ("ceiling", ceiling.get(m))):  # fmt: skip
+                if value is not None and value == value and abs(value) != float("inf"):
+                    out[m][name].append(value)
+    return out

@@ -183,6 +183,20 @@ class LabelsImportSerializer(StrictSerializer):
     findings = serializers.CharField(
         required=False, allow_blank=True, help_text="Comma-separated columns to store as flags."
     )
+    dry_run = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Only say what would change (`changes`), and change nothing.",
+    )  # fmt: skip
+
+
+class LabelChangeSerializer(serializers.Serializer):
+    image = serializers.IntegerField(source="image_id")
+    key = serializers.CharField()
+    line = serializers.IntegerField(help_text="The CSV line it comes from.")
+    old_label = serializers.CharField()
+    new_label = serializers.CharField()
+    old_findings = serializers.DictField(child=serializers.BooleanField())
+    new_findings = serializers.DictField(child=serializers.BooleanField())
 
 
 class BinaryRenderer(renderers.BaseRenderer):
@@ -301,13 +315,22 @@ class ImageViewSet(
             "LabelsImportReport",
             {
                 "rows": serializers.IntegerField(),
-                "updated": serializers.IntegerField(),
+                "updated": serializers.IntegerField(
+                    help_text="Images changed (with dry_run: that would change)."
+                ),
                 "unchanged": serializers.IntegerField(),
                 "unknown_keys": serializers.ListField(child=serializers.CharField()),
+                "dry_run": serializers.BooleanField(required=False, help_text="With dry_run."),
+                "changes": LabelChangeSerializer(
+                    many=True,
+                    required=False,
+                    help_text="With dry_run: each image that would change (at most 1000).",
+                ),
             },
-        ),
+        ),  # fmt: skip
         description="Set labels in bulk from a CSV; all rows or none. Keys naming no image of "
-        "the lab are skipped and listed.",
+        "the lab are skipped and listed. With `dry_run`, nothing is written and `changes` "
+        "lists what would change.",
     )
     @action(detail=False, methods=["post"], url_path="labels")
     def labels(self, request):
@@ -318,6 +341,21 @@ class ImageViewSet(
         if upload.size > settings.UPLOAD_MAX_BYTES:
             raise serializers.ValidationError({"file": [f"{upload.name}: is too large."]})
         columns = [c for c in data.validated_data.get("findings", "").split(",") if c.strip()]
+        if data.validated_data["dry_run"]:
+            plan = services.image_labels_preview_csv(
+                lab=lab, actor=request.user, file=upload.file, filename=upload.name,
+                finding_columns=columns,
+            )  # fmt: skip
+            return Response(
+                {
+                    "rows": plan.rows,
+                    "updated": len(plan.changes),
+                    "unchanged": plan.unchanged,
+                    "unknown_keys": plan.unknown_keys[:1000],
+                    "dry_run": True,
+                    "changes": LabelChangeSerializer(plan.changes[:1000], many=True).data,
+                }
+            )
         report = services.image_labels_import_csv(
             lab=lab, actor=request.user, file=upload.file, filename=upload.name,
             finding_columns=columns,
@@ -432,6 +470,10 @@ class ImageClassCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=60)
 
 
+class ImageClassRenameSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=60, help_text="The new name.")
+
+
 class ImageClassViewSet(
     LabScopedMixin,
     mixins.ListModelMixin,
@@ -439,14 +481,26 @@ class ImageClassViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The label vocabulary of your labs (by default Normal, CHF, Pneumonia)."""
+    """The label vocabulary of your labs (by default Normal, CHF, Pneumonia). Researchers and
+    admins add classes, rename them (the images carrying one are relabelled with it) and remove
+    those no image carries."""
 
     queryset = ImageClass.objects.select_related("lab")
     serializer_class = ImageClassSerializer
     filterset_fields = ["lab"]
     ordering_fields = ["position", "name"]
     write_action = Action.WRITE
-    http_method_names = ["get", "post", "delete", "head", "options"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    @extend_schema(request=ImageClassRenameSerializer, responses=ImageClassSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        image_class = self.get_object()
+        data = ImageClassRenameSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        image_class = services.image_class_rename(
+            image_class=image_class, actor=request.user, name=data.validated_data["name"]
+        )
+        return Response(ImageClassSerializer(image_class).data)
 
     @extend_schema(request=ImageClassCreateSerializer, responses={201: ImageClassSerializer})
     def create(self, request, *args, **kwargs):

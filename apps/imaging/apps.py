@@ -19,11 +19,12 @@ class ImagingConfig(AppConfig):
         post_save.connect(_defaults, sender=Lab, dispatch_uid="imaging-default-classes")
 
         from apps.core import files
-        from apps.imaging.models import Image, UploadBatchFile
+        from apps.imaging.models import Image, ImageRegion, UploadBatchFile
 
         # Files go with their rows (deleted after the deleting transaction commits).
         files.register(Image, "dicom_path", "preview_path", "thumbnail_path", "array_path")
         files.register(UploadBatchFile, "staged_name")
+        files.register(ImageRegion, "mask_name")
 
         from django.db.models import Sum
 

@@ -223,3 +223,59 @@ class UploadBatchFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename}: {self.status}"
+
+
+class ImageRegion(models.Model):
+    """A named region of an image (an anatomical box, a finding's ellipse, a phantom's mask), in
+    the original image's pixels: continuous coordinates, pixel ``i`` covering ``[i, i + 1)``.
+
+    ``box``: the rectangle ``[x1, x2) x [y1, y2)``; ``ellipse``: the ellipse inscribed in that
+    box; ``mask``: a boolean array at the image's size stored at ``mask_name`` (the coordinates
+    are then its bounding box). Regions come in by source; importing a file replaces the
+    regions of the same source and group of every image the file names, all or nothing
+    (``apps.imaging.services.regions``). Regions sharing a name on an image are one region
+    (their union).
+    """
+
+    class Kind(models.TextChoices):
+        BOX = "box", "Box"
+        ELLIPSE = "ellipse", "Ellipse"
+        MASK = "mask", "Mask"
+
+    class Source(models.TextChoices):
+        EGD = "egd", "EGD-CXR bounding_boxes.csv"
+        REFLACX = "reflacx", "REFLACX anomaly_location_ellipses.csv"
+        BOXES = "boxes", "Boxes CSV (image,name,x1,y1,x2,y2)"
+        PHANTOM = "phantom", "Synthetic phantom masks"
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="image_regions")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="regions")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    x1 = models.FloatField(help_text="Image pixels (left edge).")
+    y1 = models.FloatField(help_text="Image pixels (top edge).")
+    x2 = models.FloatField(help_text="Image pixels (right edge, exclusive).")
+    y2 = models.FloatField(help_text="Image pixels (bottom edge, exclusive).")
+    mask_name = models.CharField(
+        max_length=255, blank=True, help_text="A mask region's stored mask (.npz)."
+    )
+    source = models.CharField(max_length=7, choices=Source.choices)
+    group = models.CharField(
+        max_length=200, blank=True,
+        help_text="Which import of its source it came from (e.g. a REFLACX reading id); an "
+        "import replaces the regions of its source and group only.",
+    )  # fmt: skip
+    attributes = models.JSONField(
+        default=dict, blank=True, help_text="What the file said besides (REFLACX: certainty)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["image_id", "source", "group", "id"]
+        indexes = [
+            models.Index(fields=["image", "source", "group"], name="imaging_region_image_src"),
+            models.Index(fields=["lab", "source"], name="imaging_region_lab_source"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}) of image {self.image_id}"

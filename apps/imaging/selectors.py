@@ -69,3 +69,44 @@ def upload_batch_list(
 def upload_batch_files(*, batch: UploadBatch) -> QuerySet[UploadBatchFile]:
     """The batch's files in upload order, each zip followed by its members."""
     return batch.files.select_related("image").order_by("position", "member_index", "id")
+
+
+def image_class_usage(*, lab: Lab) -> dict[str, int]:
+    """``{lowercased class name: number of images carrying it}`` of ``lab``."""
+    usage: dict[str, int] = {}
+    for label, n in image_label_counts(lab=lab).items():
+        if label:
+            usage[label.lower()] = usage.get(label.lower(), 0) + n
+    return usage
+
+
+def image_delete_impact(*, lab: Lab, image: Image) -> dict[str, int]:
+    """What goes with ``image`` when it is deleted, and what keeps a copy.
+
+    Returns counts: ``readings`` (of any session), their ``fixations``, ``saliency_maps`` (its
+    readings' maps and its pooled ones), ``regions``, ``recordings`` that lose a reading;
+    ``snapshot_items`` (frozen copies in dataset snapshots, kept), ``snapshots`` holding them,
+    and of those, ``unbuilt_snapshots`` (queued or building: their build fails without it).
+    """
+    # The gaze and dataset apps build on imaging: imported here, not at the top.
+    from django.db.models import Count
+
+    from apps.datasets.models import DatasetSnapshot, SnapshotItem
+    from apps.gaze.models import Fixation, Reading, SaliencyMap
+    from apps.imaging.models import ImageRegion
+
+    of_image = Reading.objects.filter(lab=lab, image=image)
+    readings = of_image.aggregate(n=Count("id"), recordings=Count("recording", distinct=True))
+    items = SnapshotItem.objects.filter(snapshot__lab=lab, image=image)
+    snapshots = DatasetSnapshot.objects.filter(lab=lab, items__image=image).distinct()
+    unfinished = (DatasetSnapshot.Status.QUEUED, DatasetSnapshot.Status.BUILDING)
+    return {
+        "readings": readings["n"],
+        "fixations": Fixation.objects.filter(lab=lab, reading__in=of_image).count(),
+        "recordings": readings["recordings"],
+        "saliency_maps": SaliencyMap.objects.filter(lab=lab, image=image).count(),
+        "regions": ImageRegion.objects.filter(lab=lab, image=image).count(),
+        "snapshot_items": items.count(),
+        "snapshots": snapshots.count(),
+        "unbuilt_snapshots": snapshots.filter(status__in=unfinished).count(),
+    }

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,22 +20,80 @@ from apps.labs.roles import Action, Role, role_allows
 from apps.labs.tenancy import TENANT_FILTER_BACKENDS, LabScopedMixin, UserOwnedMixin
 
 
+def _threshold_field(name: str) -> serializers.Field:
+    label, unit = services.QUALITY_THRESHOLD_FIELDS[name]
+    default = services.quality_threshold_defaults()[name]
+    text = f"{label}{f' ({unit})' if unit else ''}; null: the server's default ({default:g})."
+    kind = serializers.IntegerField if name == "min_fixations" else serializers.FloatField
+    return kind(required=False, allow_null=True, help_text=text)
+
+
+class QualityThresholdsSerializer(StrictSerializer):
+    """A lab's own limits of the gaze quality grade; null (or left out) is the server's."""
+
+    def get_fields(self):
+        return {name: _threshold_field(name) for name in services.QUALITY_THRESHOLD_FIELDS}
+
+    def to_representation(self, instance: dict) -> dict:
+        return {name: instance.get(name) for name in services.QUALITY_THRESHOLD_FIELDS}
+
+
+class EffectiveThresholdsSerializer(serializers.Serializer):
+    def get_fields(self):
+        return {
+            name: (serializers.IntegerField if name == "min_fixations" else serializers.FloatField)(
+                read_only=True
+            )
+            for name in services.QUALITY_THRESHOLD_FIELDS
+        }
+
+
 class LabSerializer(StrictModelSerializer):
     role = serializers.SerializerMethodField(help_text="Your role in this lab.")
     slug = serializers.SlugField(max_length=60, required=False)
+    quality_thresholds = QualityThresholdsSerializer(
+        required=False,
+        help_text="The lab's own limits of the reading quality grade (admins set them). A PATCH "
+        "changes the limits it names and keeps the others; null gives one back to the server's "
+        "default. Readings parsed afterwards are graded with them; POST regrade/ grades the "
+        "stored ones again.",
+    )
+    quality_thresholds_effective = serializers.SerializerMethodField(
+        help_text="The limits that grade this lab's readings: its own, the server's for the rest."
+    )
 
     class Meta:
         model = Lab
-        fields = ["id", "name", "slug", "description", "created_at", "role"]
+        fields = ["id", "name", "slug", "description", "quality_thresholds",
+                  "quality_thresholds_effective", "created_at", "role"]  # fmt: skip
         read_only_fields = ["id", "created_at"]
 
     @extend_schema_field(serializers.ChoiceField(choices=Role.choices, allow_null=True))
     def get_role(self, lab: Lab) -> str | None:
         return self.context["view"].lab_roles().get(lab.pk)
 
+    @extend_schema_field(EffectiveThresholdsSerializer)
+    def get_quality_thresholds_effective(self, lab: Lab) -> dict:
+        return services.lab_quality_thresholds(lab=lab)
+
+
+class RegradeSerializer(serializers.Serializer):
+    readings = serializers.IntegerField(help_text="Readings graded again.")
+    changed = serializers.IntegerField(help_text="Of them, with another grade now.")
+    moves = serializers.DictField(
+        child=serializers.IntegerField(), help_text='Readings by change, e.g. "good → poor".'
+    )
+    training_changed = serializers.IntegerField(
+        help_text="Readings put into or left out of training with their new grade (those a "
+        "person switched keep their choice)."
+    )
+    skipped = serializers.IntegerField(help_text="Readings without stored measures (kept).")
+    recordings = serializers.IntegerField(help_text="Recordings whose overall grade was redone.")
+
 
 class LabViewSet(LabScopedMixin, viewsets.ModelViewSet):
-    """Labs you belong to. Anyone signed in may create a lab and becomes its admin."""
+    """Labs you belong to. Anyone signed in may create a lab and becomes its admin; its admins
+    change and delete it, and set its quality thresholds."""
 
     queryset = Lab.objects.all()
     serializer_class = LabSerializer
@@ -47,17 +107,52 @@ class LabViewSet(LabScopedMixin, viewsets.ModelViewSet):
         return queryset.filter(pk__in=list(self.lab_roles()))
 
     def perform_create(self, serializer):
-        lab = services.lab_create(creator=self.request.user, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        thresholds = data.pop("quality_thresholds", None)
+        lab = services.lab_create(creator=self.request.user, **data)
         self.request._lab_roles = None  # the creator is now the lab's admin
+        if thresholds:
+            lab = self._update(lab, quality_thresholds=thresholds)
         serializer.instance = lab
 
+    def _update(self, lab: Lab, **fields) -> Lab:
+        try:
+            return services.lab_update(lab=lab, actor=self.request.user, **fields)
+        except DjangoValidationError as exc:
+            # The service names a limit; the API's field is quality_thresholds.<limit>.
+            errors: dict = {}
+            for key, messages in exc.message_dict.items():
+                if key in services.QUALITY_THRESHOLD_FIELDS:
+                    errors.setdefault("quality_thresholds", {})[key] = messages
+                else:
+                    errors[key] = messages
+            raise serializers.ValidationError(errors) from None
+
     def perform_update(self, serializer):
-        serializer.instance = services.lab_update(
-            lab=serializer.instance, actor=self.request.user, **serializer.validated_data
-        )
+        serializer.instance = self._update(serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance):
         services.lab_delete(lab=instance, actor=self.request.user)
+
+    @extend_schema(request=None, responses=RegradeSerializer)
+    @action(detail=True, methods=["post"])
+    def regrade(self, request, pk=None):
+        """Grade the lab's stored readings again with its quality thresholds now (admins): from
+        the measures each reading stores, no re-parse."""
+        from apps.gaze.services import lab_readings_regrade
+
+        lab = self.get_object()
+        report = lab_readings_regrade(lab=lab, actor=request.user)
+        return Response(
+            {
+                "readings": report.readings,
+                "changed": report.changed,
+                "moves": report.moves,
+                "training_changed": report.training_changed,
+                "skipped": report.skipped,
+                "recordings": report.recordings,
+            }
+        )
 
 
 class MemberUserSerializer(serializers.ModelSerializer):

@@ -23,6 +23,11 @@ class Lab(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     description = models.CharField(max_length=2000, blank=True)
+    quality_thresholds = models.JSONField(
+        default=dict, blank=True,
+        help_text="The lab's own limits of the gaze quality grade, by name (those of "
+        "GAZE_QUALITY_THRESHOLDS); a name absent or null takes the server's default.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -50,12 +51,22 @@ def lab_create(*, name: str, creator: User, description: str = "", slug: str = "
     return lab
 
 
-def lab_update(*, lab: Lab, actor: User, **fields: str) -> Lab:
-    """Change a lab's name, slug or description (lab admins)."""
+def lab_update(*, lab: Lab, actor: User, **fields) -> Lab:
+    """Change a lab's name, slug, description or quality thresholds (lab admins).
+
+    ``quality_thresholds`` changes the limits it names (a value sets one, None gives it back to
+    the server's default; see :func:`quality_thresholds_clean`) and keeps the others.
+    """
     require_action(user=actor, lab=lab, action=Action.MANAGE_MEMBERS)
     slug = fields.get("slug")
     if slug and Lab.objects.filter(slug=slug).exclude(pk=lab.pk).exists():
         raise ValidationError({"slug": f"A lab with the slug {slug!r} exists already."})
+    if "name" in fields and not str(fields["name"]).strip():
+        raise ValidationError({"name": "A lab needs a name."})
+    if "quality_thresholds" in fields:
+        fields["quality_thresholds"] = quality_thresholds_clean(
+            {**lab.quality_thresholds, **(fields["quality_thresholds"] or {})}
+        )
     for name, value in fields.items():
         setattr(lab, name, value)
     lab.save(update_fields=list(fields))
@@ -63,9 +74,149 @@ def lab_update(*, lab: Lab, actor: User, **fields: str) -> Lab:
 
 
 def lab_delete(*, lab: Lab, actor: User) -> None:
-    """Delete a lab and everything it owns (lab admins)."""
+    """Delete a lab and everything it owns (lab admins); stored files follow once the deletion
+    commits (``apps.core.files``)."""
     require_action(user=actor, lab=lab, action=Action.MANAGE_MEMBERS)
-    lab.delete()
+    with transaction.atomic():
+        lab.delete()
+
+
+# How the rows a lab owns are named when its deletion is confirmed, in this order.
+_IMPACT_NAMES = {
+    "labs.Membership": "memberships",
+    "labs.Invitation": "invitations",
+    "imaging.Image": "images",
+    "imaging.ImageClass": "label classes",
+    "imaging.ImageRegion": "image regions",
+    "imaging.DeidentificationAudit": "de-identification audit entries",
+    "imaging.UploadBatch": "upload batches",
+    "gaze.Reader": "readers",
+    "gaze.ReadingSession": "reading sessions",
+    "gaze.Recording": "recordings",
+    "gaze.Reading": "readings",
+    "gaze.Fixation": "fixations",
+    "gaze.SaliencyMap": "saliency maps",
+    "datasets.DatasetSnapshot": "dataset snapshots",
+    "training.TrainingJob": "training jobs",
+    "training.ModelVersion": "model versions",
+    "training.ModelAlias": "model aliases",
+    "evaluation.Evaluation": "evaluations",
+    "webhooks.Webhook": "webhooks",
+}
+_IMPACT_HIDDEN = {"imaging.LabImagingKey"}  # the lab's UID key: one row, never shown
+
+
+def lab_delete_impact(*, lab: Lab) -> list[tuple[str, int]]:
+    """What goes with ``lab`` when it is deleted: ``(what, count)`` for each kind of row the lab
+    owns (every model with a ``lab`` key to it), the kinds it has none of left out."""
+    from django.apps import apps
+
+    counts: dict[str, int] = {}
+    for model in apps.get_models():
+        label = model._meta.label
+        owned = any(
+            f.name == "lab" and getattr(f, "related_model", None) is Lab
+            for f in model._meta.concrete_fields
+        )
+        if not owned or label in _IMPACT_HIDDEN:
+            continue
+        n = model._default_manager.filter(lab=lab).count()
+        if n:
+            counts[_IMPACT_NAMES.get(label, str(model._meta.verbose_name_plural))] = n
+    order = list(_IMPACT_NAMES.values())
+    return sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99)
+
+
+# --- Quality thresholds of the gaze grade ------------------------------------------------------
+
+# The limits a lab may set (the keys of settings.GAZE_QUALITY_THRESHOLDS): name -> (what it
+# limits, unit). "%" limits are percentages (0-100), "°" ones degrees of visual angle (> 0).
+QUALITY_THRESHOLD_FIELDS: dict[str, tuple[str, str]] = {
+    "good_valid_pct": ("Valid samples: good from", "%"),
+    "usable_valid_pct": ("Valid samples: usable from", "%"),
+    "good_on_image_pct": ("Gaze on the image: good from", "%"),
+    "usable_on_image_pct": ("Gaze on the image: usable from", "%"),
+    "good_error_deg": ("Validation error: good up to", "°"),
+    "usable_error_deg": ("Validation error: usable up to", "°"),
+    "min_fixations": ("Fewest fixations (fewer: poor)", ""),
+}
+# (good, usable, higher is better): a good limit never asks less than its usable one.
+QUALITY_THRESHOLD_PAIRS = (
+    ("good_valid_pct", "usable_valid_pct", True),
+    ("good_on_image_pct", "usable_on_image_pct", True),
+    ("good_error_deg", "usable_error_deg", False),
+)
+
+
+def quality_threshold_defaults() -> dict[str, float | int]:
+    """The server's limits (``GAZE_QUALITY_*`` settings): what a lab without its own uses."""
+    return {name: settings.GAZE_QUALITY_THRESHOLDS[name] for name in QUALITY_THRESHOLD_FIELDS}
+
+
+def lab_quality_thresholds(*, lab: Lab) -> dict[str, float | int]:
+    """The limits that grade ``lab``'s readings: the lab's own, the server's for the rest."""
+    own = lab.quality_thresholds or {}
+    return {
+        name: own[name] if own.get(name) is not None else default
+        for name, default in quality_threshold_defaults().items()
+    }
+
+
+def _threshold_value(name: str, value) -> float | int:
+    unit = QUALITY_THRESHOLD_FIELDS[name][1]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError({name: "Give a number."})
+    if name == "min_fixations":
+        if value != int(value) or not 0 <= value <= 100_000:
+            raise ValidationError({name: "Give a whole number from 0 to 100000."})
+        return int(value)
+    if unit == "%" and not 0 <= value <= 100:
+        raise ValidationError({name: "Give a percentage from 0 to 100."})
+    if unit == "°" and not 0 < value <= 90:
+        raise ValidationError({name: "Give degrees above 0 (at most 90)."})
+    return float(value)
+
+
+def quality_thresholds_clean(overrides: dict) -> dict[str, float | int]:
+    """Check a lab's own limits; returns them without the unset ones.
+
+    Args:
+        overrides: ``{name: value}``; None (or a name left out) takes the server's default.
+
+    Raises:
+        ValidationError: keyed by the limit's name: an unknown name, a value out of range
+            (percentages 0-100, degrees above 0, a whole number of fixations), or a good limit
+            below its usable one (above it, for the validation error) once the server's
+            defaults fill in the rest.
+    """
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, float | int] = {}
+    for name, value in overrides.items():
+        if name not in QUALITY_THRESHOLD_FIELDS:
+            errors[str(name)] = [
+                f"Unknown limit; the limits are {', '.join(QUALITY_THRESHOLD_FIELDS)}."
+            ]
+        elif value is not None:
+            try:
+                clean[name] = _threshold_value(name, value)
+            except ValidationError as exc:
+                errors[name] = exc.message_dict[name]
+    if not errors:
+        effective = {**quality_threshold_defaults(), **clean}
+        for good, usable, higher in QUALITY_THRESHOLD_PAIRS:
+            g, u = effective[good], effective[usable]
+            if not ((g < u) if higher else (g > u)):
+                continue
+            unit = QUALITY_THRESHOLD_FIELDS[good][1]
+            if good in clean:
+                word = "at least" if higher else "at most"
+                errors[good] = [f"Good must be {word} the usable limit ({u:g}{unit})."]
+            else:
+                word = "at most" if higher else "at least"
+                errors[usable] = [f"Usable must be {word} the good limit ({g:g}{unit})."]
+    if errors:
+        raise ValidationError(errors)
+    return clean
 
 
 def _admin_count(lab: Lab) -> int:

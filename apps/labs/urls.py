@@ -19,6 +19,10 @@ urlpatterns = [
     path("members/<int:pk>/role/", views.membership_change_role, name="membership-role"),
     path("members/<int:pk>/remove/", views.membership_remove, name="membership-remove"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
+    path("settings/", views.lab_settings, name="lab-settings"),
+    path("settings/quality/", views.lab_settings_quality, name="lab-settings-quality"),
+    path("settings/regrade/", views.lab_regrade, name="lab-settings-regrade"),
+    path("settings/delete/", views.lab_delete, name="lab-settings-delete"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
 ]

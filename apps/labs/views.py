@@ -1,4 +1,5 @@
-"""HTML pages of the labs app: home, lab switcher, members, invitations and API tokens.
+"""HTML pages of the labs app: home, lab switcher, members, invitations, API tokens, and the lab's
+settings (name, quality thresholds and the re-grade of readings, deletion).
 
 Views parse input, look objects up through the user-scoped selectors (another lab's object is a
 404) and call one service; a service's ``ValidationError`` or ``PermissionDenied`` becomes a form
@@ -11,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,7 +26,10 @@ from apps.labs.forms import (
     InvitationForm,
     InvitationSignupForm,
     LabCreateForm,
+    LabDeleteForm,
+    LabSettingsForm,
     MembershipRoleForm,
+    QualityThresholdsForm,
     add_service_error,
 )
 from apps.labs.middleware import SESSION_KEY
@@ -377,3 +381,163 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     services.api_token_revoke(token=token)
     messages.success(request, f"Token “{token.name}” ({token.prefix}…) revoked.")
     return redirect("tokens")
+
+
+# --- Lab settings -------------------------------------------------------------------------------
+
+
+def _settings_page(
+    request: HttpRequest,
+    *,
+    lab_form: LabSettingsForm | None = None,
+    quality_form: QualityThresholdsForm | None = None,
+    delete_form: LabDeleteForm | None = None,
+    regraded=None,
+    status: int = 200,
+) -> HttpResponse:
+    from apps.gaze.models import Reading  # the readings live in a later app
+
+    lab = request.lab if request.lab else None
+    is_admin = role_allows(request.lab_role if lab else None, Action.MANAGE_MEMBERS)
+    context = {"is_admin": is_admin, "role_label": Role(request.lab_role).label if lab else None}
+    if lab:
+        defaults = services.quality_threshold_defaults()
+        own = lab.quality_thresholds or {}
+        effective = services.lab_quality_thresholds(lab=lab)
+        context["thresholds"] = [
+            {
+                "name": name,
+                "label": label,
+                "unit": unit,
+                "value": effective[name],
+                "own": own.get(name) is not None,
+                "default": defaults[name],
+            }
+            for name, (label, unit) in services.QUALITY_THRESHOLD_FIELDS.items()
+        ]
+        by_grade = dict(
+            Reading.objects.filter(lab=lab).values_list("grade").annotate(n=Count("id")).order_by()
+        )
+        context["readings_by_grade"] = [(g, by_grade.get(g, 0)) for g in ("good", "usable", "poor")]
+        context["readings"] = sum(by_grade.values())
+        context["quality_changed"] = request.GET.get("changed") == "quality"
+        context["regraded"] = regraded
+    if lab and is_admin:
+        initial = {"lab": lab.pk}
+        context["lab_form"] = lab_form or LabSettingsForm(
+            initial={**initial, "name": lab.name, "description": lab.description}
+        )
+        # 95 rather than 95.0 in the field
+        own_values = {
+            k: int(v) if float(v).is_integer() else v for k, v in own.items() if v is not None
+        }
+        context["quality_form"] = quality_form or QualityThresholdsForm(
+            initial={**initial, **own_values}, defaults=defaults
+        )
+        context["delete_form"] = delete_form or LabDeleteForm(initial=initial, lab_name=lab.name)
+        context["impact"] = services.lab_delete_impact(lab=lab)
+    return render(request, "labs/settings.html", context, status=status)
+
+
+def _settings_lab(request: HttpRequest):
+    """The lab a settings form names: one of the user's labs (another is a 404) that the user
+    administers (else 403). If another tab switched lab since the form was shown, that lab
+    becomes the current one again, so that the answer shows the lab that was edited."""
+    lab = _get_or_404(selectors.lab_list_for_user(user=request.user), request.POST.get("lab"))
+    if not role_allows(
+        selectors.membership_role(user=request.user, lab=lab), Action.MANAGE_MEMBERS
+    ):
+        raise PermissionDenied(f"Only the admins of {lab.name} change its settings.")
+    if lab.pk != getattr(request.lab, "pk", None):
+        # Another tab switched lab since this page was shown: show the lab that was edited.
+        request.session[SESSION_KEY] = lab.pk
+        request.lab, request.lab_role = lab, selectors.membership_role(user=request.user, lab=lab)
+    return lab
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def lab_settings(request: HttpRequest) -> HttpResponse:
+    """The current lab's settings: every member sees them; its admins change the name and
+    description (a POST here), the quality thresholds, re-grade readings, and delete the lab."""
+    if request.method != "POST":
+        return _settings_page(request)
+    lab = _settings_lab(request)
+    form = LabSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            services.lab_update(
+                lab=lab,
+                actor=request.user,
+                name=form.cleaned_data["name"].strip(),
+                description=form.cleaned_data["description"],
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Lab settings saved: {lab.name}.")
+            return redirect("lab-settings")
+    return _settings_page(request, lab_form=form, status=400)
+
+
+@never_cache
+@login_required
+@require_POST
+def lab_settings_quality(request: HttpRequest) -> HttpResponse:
+    """Set the lab's own quality thresholds (admins); empty fields take the server's defaults.
+    The page then offers to grade the stored readings again."""
+    lab = _settings_lab(request)
+    form = QualityThresholdsForm(request.POST, defaults=services.quality_threshold_defaults())
+    if form.is_valid():
+        before = services.lab_quality_thresholds(lab=lab)
+        try:
+            services.lab_update(lab=lab, actor=request.user, quality_thresholds=form.thresholds())
+        except (ValidationError, PermissionDenied) as exc:
+            add_service_error(form, exc)
+        else:
+            if services.lab_quality_thresholds(lab=lab) == before:
+                messages.info(request, "The quality thresholds are as they were.")
+                return redirect("lab-settings")
+            messages.success(
+                request,
+                "Quality thresholds saved. Recordings parsed from now on are graded with them; "
+                "the readings stored so far keep their grades until you re-grade them below.",
+            )
+            return redirect(f"{reverse('lab-settings')}?changed=quality#regrade")
+    return _settings_page(request, quality_form=form, status=400)
+
+
+@never_cache
+@login_required
+@require_POST
+def lab_regrade(request: HttpRequest) -> HttpResponse:
+    """Grade the lab's stored readings again with its thresholds now (admins): from the quality
+    measures each reading stores, so no recording is parsed again."""
+    from apps.gaze.services import lab_readings_regrade
+
+    lab = _settings_lab(request)
+    report = lab_readings_regrade(lab=lab, actor=request.user)
+    messages.success(request, f"Re-graded: {report.summary}")
+    return redirect(f"{reverse('lab-settings')}#regrade")
+
+
+@never_cache
+@login_required
+@require_POST
+def lab_delete(request: HttpRequest) -> HttpResponse:
+    """Delete the lab with everything it owns (admins), once its name is typed to confirm."""
+    lab = _settings_lab(request)
+    form = LabDeleteForm(request.POST, lab_name=lab.name)
+    if not form.is_valid():
+        return _settings_page(request, delete_form=form, status=400)
+    name, impact = lab.name, services.lab_delete_impact(lab=lab)
+    try:
+        services.lab_delete(lab=lab, actor=request.user)
+    except PermissionDenied as exc:
+        add_service_error(form, exc)
+        return _settings_page(request, delete_form=form, status=403)
+    request.session.pop(SESSION_KEY, None)
+    gone = ", ".join(f"{n} {what}" for what, n in impact)
+    messages.success(request, f"Lab “{name}” deleted{f' with {gone}' if gone else ''}.")
+    return redirect("home")

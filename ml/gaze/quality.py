@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -61,6 +62,72 @@ def _grade(value: float, good: float, usable: float, higher_is_better: bool) -> 
     if higher_is_better:
         return "good" if value >= good else "usable" if value >= usable else "poor"
     return "good" if value <= good else "usable" if value <= usable else "poor"
+
+
+def _grade_all(
+    *,
+    valid_pct: float,
+    on_image_pct: float,
+    error_deg: float,
+    declared_hz: float | None,
+    measured_hz: float | None,
+    fixation_count: int,
+    thresholds: QualityThresholds,
+) -> tuple[str, list[str]]:
+    th = thresholds
+    grades: list[tuple[str, str]] = [
+        (_grade(valid_pct, th.good_valid_pct, th.usable_valid_pct, True), "valid samples"),
+        (
+            _grade(on_image_pct, th.good_on_image_pct, th.usable_on_image_pct, True),
+            "gaze on the image",
+        ),
+        (_grade(error_deg, th.good_error_deg, th.usable_error_deg, False), "validation error"),
+    ]
+    if (
+        declared_hz
+        and measured_hz
+        and abs(measured_hz - declared_hz) / declared_hz > (th.rate_tolerance)
+    ):
+        grades.append(
+            ("usable", f"measured rate {measured_hz:.1f} Hz vs declared {declared_hz:g} Hz")
+        )
+    if fixation_count < th.min_fixations:
+        grades.append(("poor", f"{fixation_count} fixations"))
+    worst = max(GRADES.index(g) for g, _ in grades)
+    return GRADES[worst], [f"{why}: {g}" for g, why in grades if g != "good"]
+
+
+# The measures of a stored report (``QualityReport.as_dict()``) that its grade comes from.
+GRADED_MEASURES = ("valid_pct", "on_image_pct", "validation_error_deg", "fixation_count")
+
+
+def grade_measures(
+    measures: Mapping[str, object], thresholds: QualityThresholds | None = None
+) -> tuple[str, list[str]]:
+    """Grade stored quality measures again, with other thresholds, without the recording.
+
+    Args:
+        measures: A report as :meth:`QualityReport.as_dict` wrote it (None for a measure the
+            data could not tell, as there).
+        thresholds: Grade limits (default: :class:`QualityThresholds`).
+
+    Returns:
+        ``(grade, reasons)``: what :func:`quality_report` gives for these measures.
+    """
+
+    def number(key: str) -> float:
+        value = measures.get(key)
+        return math.nan if value is None else float(value)
+
+    return _grade_all(
+        valid_pct=number("valid_pct"),
+        on_image_pct=number("on_image_pct"),
+        error_deg=number("validation_error_deg"),
+        declared_hz=measures.get("sampling_rate_declared_hz"),
+        measured_hz=measures.get("sampling_rate_measured_hz"),
+        fixation_count=int(measures.get("fixation_count") or 0),
+        thresholds=thresholds or QualityThresholds(),
+    )
 
 
 class RowsByStimulus:
@@ -153,18 +220,11 @@ def quality_report(
     n_fix = int(len(durations))
     mean_fix = float(np.nanmean(durations)) if n_fix else math.nan
 
-    grades: list[tuple[str, str]] = [
-        (_grade(valid_pct, th.good_valid_pct, th.usable_valid_pct, True), "valid samples"),
-        (_grade(on_pct, th.good_on_image_pct, th.usable_on_image_pct, True), "gaze on the image"),
-        (_grade(err, th.good_error_deg, th.usable_error_deg, False), "validation error"),
-    ]
     declared = recording.sampling_rate_declared_hz
-    if declared and rate and abs(rate - declared) / declared > th.rate_tolerance:
-        grades.append(("usable", f"measured rate {rate:.1f} Hz vs declared {declared:g} Hz"))
-    if n_fix < th.min_fixations:
-        grades.append(("poor", f"{n_fix} fixations"))
-    worst = max(GRADES.index(g) for g, _ in grades)
-    reasons = [f"{why}: {g}" for g, why in grades if g != "good"]
+    grade, reasons = _grade_all(
+        valid_pct=valid_pct, on_image_pct=on_pct, error_deg=err, declared_hz=declared,
+        measured_hz=rate, fixation_count=n_fix, thresholds=th,
+    )  # fmt: skip
     return QualityReport(
         sampling_rate_declared_hz=declared,
         sampling_rate_measured_hz=rate,
@@ -176,6 +236,6 @@ def quality_report(
         validation_max_error_deg=max_err,
         fixation_count=n_fix,
         mean_fixation_ms=mean_fix,
-        grade=GRADES[worst],
+        grade=grade,
         reasons=reasons,
     )

@@ -26,7 +26,7 @@ from apps.gaze.models import (
     Recording,
     SaliencyMap,
 )
-from apps.imaging.models import Image, ImageClass, UploadBatch
+from apps.imaging.models import Image, ImageClass, ImageRegion, UploadBatch
 from apps.labs.models import ApiToken, Invitation, Lab, Membership
 from apps.labs.services import api_token_create, invitation_create
 from apps.training.models import ModelAlias, ModelVersion, TrainingJob
@@ -136,6 +136,15 @@ def _upload_batch(lab: Lab, user) -> UploadBatch:
     return upload_batch_create(lab=lab, created_by=user, uploads=[upload], enqueue=False)
 
 
+def _image_region(lab: Lab, user) -> ImageRegion:
+    from apps.imaging.services import regions_import
+
+    image = _image(lab, user)
+    text = f"image,name,x1,y1,x2,y2\n{image.key},heart,0,0,2,2\n"
+    regions_import(lab=lab, actor=user, fmt="boxes", text=text)
+    return ImageRegion.objects.get(image=image, name="heart")
+
+
 def _saliency_map(lab, user) -> SaliencyMap:
     from apps.gaze.services import saliency_map_get_or_create
 
@@ -224,6 +233,13 @@ RESOURCES: dict[
         UploadBatch,
         None,
         lambda p: _upload_batch(p.lab_b, p.admin_b),
+    ),
+    # Regions are created by POST /image-regions/import/ (a file naming the lab's images).
+    "image-region": (
+        lambda p: _image_region(p.lab_a, p.researcher_a),
+        ImageRegion,
+        lambda p: {"lab": p.lab_a.pk, "format": "boxes"},
+        lambda p: _image_region(p.lab_b, p.admin_b),
     ),
     "image-class": (
         lambda p: ImageClass.objects.get(lab=p.lab_a, name="CHF"),
@@ -334,6 +350,7 @@ UPDATE_BODY = {
     "image": {"label": "CHF"},
     "image-class": {},
     "image-upload": {},
+    "image-region": {},
     "reader": {"specialty": "chest"},
     "session": {"name": "Renamed"},
     "recording": {},
@@ -484,8 +501,63 @@ def test_tokens_of_another_user_are_not_found(personas):
 # The HTML pages of the apps named here are walked the same way: every page route needs an entry
 # below (an object of lab A, its model, a body that would change something if allowed), or this
 # test fails and says what to add.
-PAGE_VIEW_MODULES = ("apps.webhooks.views",)
+PAGE_VIEW_MODULES = (
+    "apps.webhooks.views", "apps.evaluation.views", "apps.gaze.views", "apps.imaging.views",
+    "apps.labs.views",
+)  # fmt: skip
+# Page routes of those modules that are no write inside a lab, with what covers them instead.
+PAGE_ROUTES_NOT_WALKED = {
+    "lab-create": "anyone signed in may create a lab (tests/apps/labs/test_views.py)",
+    "lab-switch": "choosing one's own current lab (tests/apps/labs/test_views.py)",
+    "invitation-accept": "the invitation link, open to its holder (test_invitation_pages.py)",
+    "tokens": "one's own API tokens (tests/apps/labs/test_views.py)",
+    "token-revoke": "one's own API tokens (tests/apps/labs/test_views.py)",
+}
 _HOOK_BODY = {"url": "https://8.8.8.8/x", "events": ["model.alias.set"], "active": "0"}
+_EVALUATION_PAGE = (lambda p: _evaluation(p.lab_a, p.researcher_a), Evaluation, lambda p: {})
+
+
+def _evaluation_body(p: Personas) -> dict:
+    """The start form's body: another evaluation of lab A's version."""
+    return {"version": Evaluation.objects.filter(lab=p.lab_a).first().version_id, "split": "test"}
+
+
+def _gaze_session_body(p: Personas) -> dict:
+    """A session form's body: a new session of lab A's reader, or its details changed."""
+    return {"reader": gaze_reader(p.lab_a).pk, "name": "changed", "screen_width_px": 1000,
+            "screen_height_px": 800, "fit_padding_px": 0, "image_placement": "fit",
+            "fixation_detection": "ivt"}  # fmt: skip
+
+
+_GAZE_READER = (lambda p: gaze_reader(p.lab_a), Reader, lambda p: {"code": "R9"})
+_GAZE_SESSION = (lambda p: gaze_session(p.lab_a), ReadingSession, _gaze_session_body)
+_GAZE_RECORDING = (lambda p: gaze_recording(p.lab_a, p.researcher_a), Recording, lambda p: {})
+
+
+_IMAGE_PAGE = (lambda p: _image(p.lab_a, p.researcher_a), Image, lambda p: {})
+_LAB_PAGE = (lambda p: p.lab_a, Lab, lambda p: {})
+
+
+def _chf(p: Personas) -> ImageClass:
+    return ImageClass.objects.get(lab=p.lab_a, name="CHF")
+
+
+def _labels_body(p: Personas) -> dict:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return {"lab": p.lab_a.pk, "file": SimpleUploadedFile("s.csv", b"key,label\nimg,CHF\n")}
+
+
+def _lab_delete_body(p: Personas) -> dict:
+    return {"lab": p.lab_a.pk, "confirm_name": p.lab_a.name}
+
+
+def _graded_reading(p: Personas) -> Reading:
+    reading = gaze_reading(p.lab_a, _image(p.lab_a, p.researcher_a))
+    Reading.objects.filter(pk=reading.pk).update(quality={"valid_pct": 10.0, "fixation_count": 5})
+    return Reading.objects.get(pk=reading.pk)
+
+
 PAGE_RESOURCES: dict[str, tuple[Callable[[Personas], object], type, Callable[[Personas], dict]]] = {
     "webhooks": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {"lab": p.lab_a.pk, **_HOOK_BODY}),
     "webhooks-hook": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {}),
@@ -493,6 +565,64 @@ PAGE_RESOURCES: dict[str, tuple[Callable[[Personas], object], type, Callable[[Pe
     "webhooks-hook-test": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {}),
     "webhooks-hook-rotate": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {}),
     "webhooks-hook-delete": (lambda p: _webhook(p.lab_a), Webhook, lambda p: {}),
+    "evaluations": (_EVALUATION_PAGE[0], Evaluation, _evaluation_body),
+    "evaluations-compare": _EVALUATION_PAGE,
+    "evaluation-page": _EVALUATION_PAGE,
+    "evaluation-csv": _EVALUATION_PAGE,
+    "evaluation-gallery": _EVALUATION_PAGE,
+    "evaluation-readers": _EVALUATION_PAGE,
+    "evaluation-panel": (
+        lambda p: _evaluation_image(p.lab_a, p.researcher_a),
+        EvaluationImage,
+        lambda p: {},
+    ),
+    "gaze-readers": _GAZE_READER,
+    "gaze-reader": _GAZE_READER,
+    "gaze-reader-delete": (_GAZE_READER[0], Reader, lambda p: {}),
+    "gaze-sessions": _GAZE_SESSION,
+    "gaze-session": _GAZE_SESSION,
+    "gaze-session-edit": _GAZE_SESSION,
+    "gaze-session-reparse": _GAZE_SESSION,
+    "gaze-session-delete": _GAZE_SESSION,
+    "gaze-session-training": (
+        lambda p: gaze_reading(p.lab_a, _image(p.lab_a, p.researcher_a)).session,
+        ReadingSession,
+        lambda p: {"grade": "good", "use_for_training": "0"},
+    ),
+    "gaze-recording": _GAZE_RECORDING,
+    "gaze-recording-reparse": _GAZE_RECORDING,
+    "gaze-recording-delete": _GAZE_RECORDING,
+    "gaze-reading-training": (
+        lambda p: gaze_reading(p.lab_a, _image(p.lab_a, p.researcher_a)),
+        Reading,
+        lambda p: {"use_for_training": "0"},
+    ),
+    # Images (researchers and admins write) and the lab (its admins write).
+    "image-library": _IMAGE_PAGE,
+    "image-upload": _IMAGE_PAGE,
+    "image-page": _IMAGE_PAGE,
+    "image-delete": _IMAGE_PAGE,
+    "image-label": (_IMAGE_PAGE[0], Image, lambda p: {"label": "CHF"}),
+    "image-labels-import": (_IMAGE_PAGE[0], Image, _labels_body),
+    "image-labels-apply": (_IMAGE_PAGE[0], Image, lambda p: {"token": "t", "action": "apply"}),
+    "image-classes": (_chf, ImageClass, lambda p: {"lab": p.lab_a.pk, "name": "Effusion"}),
+    "image-class-rename": (_chf, ImageClass, lambda p: {f"c{_chf(p).pk}-name": "Heart"}),
+    "image-class-delete": (_chf, ImageClass, lambda p: {}),
+    "home": _LAB_PAGE,
+    "members": _LAB_PAGE,
+    "invitation-create": (
+        lambda p: _invitation(p.lab_a, p.admin_a),
+        Invitation,
+        lambda p: {"lab": p.lab_a.pk, "invitee": "guest2@example.org", "role": "viewer"},
+    ),
+    "invitation-revoke": (lambda p: _invitation(p.lab_a, p.admin_a), Invitation, lambda p: {}),
+    "membership-role": (_membership, Membership, lambda p: {"role": "admin"}),
+    "membership-remove": (_membership, Membership, lambda p: {}),
+    "lab-settings": (_LAB_PAGE[0], Lab, lambda p: {"lab": p.lab_a.pk, "name": "Renamed"}),
+    "lab-settings-quality": (_LAB_PAGE[0], Lab, lambda p: {"lab": p.lab_a.pk, "min_fixations": 9}),
+    # A reading graded good whose stored measures grade poor: a re-grade would change it.
+    "lab-settings-regrade": (_graded_reading, Reading, lambda p: {"lab": p.lab_a.pk}),
+    "lab-settings-delete": (_LAB_PAGE[0], Lab, _lab_delete_body),
 }
 
 
@@ -500,6 +630,8 @@ def page_routes() -> list[Route]:
     routes = []
     for pattern, entry in _walk(get_resolver().url_patterns):
         if getattr(entry.callback, "__module__", None) not in PAGE_VIEW_MODULES:
+            continue
+        if entry.name in PAGE_ROUTES_NOT_WALKED:
             continue
         detail = "pk" in entry.pattern.regex.groupindex
         routes.append(Route(entry.name, pattern, entry.callback, ("get", "post"), detail))

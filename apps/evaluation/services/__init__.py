@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Sum
 
+from apps.evaluation.services import render  # noqa: F401  (the gallery's panels)
 from apps.evaluation.services.compare import evaluations_check_comparable, evaluations_compare
 from apps.evaluation.services.jobs import (
     APP,
@@ -16,6 +17,7 @@ from apps.evaluation.services.jobs import (
     evaluation_for_new_version,
     evaluation_sweep,
 )
+from apps.evaluation.services.regions import EvaluationNotReady, evaluation_regions
 from apps.evaluation.services.run import as_density, evaluation_run, load_map, stored_map
 from apps.evaluation.services.summary import evaluation_summarize
 
@@ -33,12 +35,14 @@ def evaluation_usage_bytes(lab_id: int) -> int:
 __all__ = [
     "APP",
     "EVALUATIONS",
+    "EvaluationNotReady",
     "_enqueue",
     "as_density",
     "evaluation_claim",
     "evaluation_create",
     "evaluation_delete",
     "evaluation_for_new_version",
+    "evaluation_regions",
     "evaluation_run",
     "evaluation_summarize",
     "evaluation_sweep",

@@ -6,6 +6,7 @@
 - ``recordings``: upload (format detected and refused at once from the ``ml.gaze.FORMATS``
   registry), re-parse, delete, status, claim, enqueue;
 - ``parse``: read + analyse (``ml.gaze.analysis``) + store, the parse of one recording;
+- ``grading``: the lab's quality thresholds, and the re-grade of stored readings with them;
 - ``saliency``: saliency maps of readings and pooled per image.
 
 The science (format readers, fixation detection, screen-to-image mapping, quality grades) lives in
@@ -16,12 +17,14 @@ place tests replace it.
 
 from apps.core.uploads import Upload
 from apps.gaze.services.access import (
+    can_change_session,
     can_upload_to,
     check_can_upload,
     reading_session_check_create,
     reading_session_check_update,
     reading_session_owned,
 )
+from apps.gaze.services.grading import RegradeReport, lab_readings_regrade, thresholds_for_lab
 from apps.gaze.services.parse import (
     FIXATION_COLUMNS,
     FIXATION_EXTRA,
@@ -42,6 +45,7 @@ from apps.gaze.services.readers import (
     reading_session_delete,
     reading_session_update,
     reading_update,
+    readings_training_set,
     session_geometry,
     session_setup,
 )
@@ -49,6 +53,7 @@ from apps.gaze.services.recordings import (
     RecordingClaimFailed,
     RecordingRejected,
     _enqueue,
+    reading_session_reparse,
     recording_claim,
     recording_delete,
     recording_reparse,
@@ -76,10 +81,13 @@ __all__ = [
     "ParseResult",
     "ReadingRows",
     "RecordingRejected",
+    "RegradeReport",
     "Upload",
     "_enqueue",
+    "can_change_session",
     "can_upload_to",
     "check_can_upload",
+    "lab_readings_regrade",
     "reader_create",
     "reader_delete",
     "reader_update",
@@ -89,8 +97,10 @@ __all__ = [
     "reading_session_create",
     "reading_session_delete",
     "reading_session_owned",
+    "reading_session_reparse",
     "reading_session_update",
     "reading_update",
+    "readings_training_set",
     "recording_analyse",
     "recording_claim",
     "RecordingClaimFailed",
@@ -108,6 +118,7 @@ __all__ = [
     "saliency_map_png",
     "session_geometry",
     "session_setup",
+    "thresholds_for_lab",
     "thresholds_from_settings",
     "tmp_upload",
 ]

@@ -36,6 +36,14 @@ def can_upload_to(*, session: ReadingSession, user: User) -> bool:
     return role_allows(role, Action.UPLOAD_OWN) and session.reader.user_id == user.pk
 
 
+def can_change_session(*, session: ReadingSession, user: User) -> bool:
+    """Whether ``user`` may change ``session`` and what belongs to it (its geometry, re-parse
+    and delete its recordings, delete it): the API's rule (``OwnSessionMixin``), the same as for
+    uploads. Changing the session's reader is researchers' and admins' alone
+    (:func:`reading_session_check_update`)."""
+    return can_upload_to(session=session, user=user)
+
+
 def check_can_upload(*, session: ReadingSession, user: User) -> None:
     """Raise PermissionDenied unless ``user`` may upload to ``session``."""
     if not can_upload_to(session=session, user=user):

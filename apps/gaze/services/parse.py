@@ -23,6 +23,7 @@ from django.db.models import Count
 
 from apps.core import storage
 from apps.gaze.models import Fixation, Reading, Recording
+from apps.gaze.services.grading import thresholds_for_lab
 from apps.gaze.services.readers import session_setup
 from apps.gaze.services.recordings import (
     READER_OPTIONS,
@@ -71,7 +72,8 @@ class ParseResult:
 
 
 def thresholds_from_settings() -> QualityThresholds:
-    """The lab-wide quality thresholds (``GAZE_QUALITY_*`` settings)."""
+    """The server's quality thresholds (``GAZE_QUALITY_*`` settings); a lab's own override them
+    (``grading.thresholds_for_lab``, what the parse grades with)."""
     return QualityThresholds(**settings.GAZE_QUALITY_THRESHOLDS)
 
 
@@ -104,7 +106,7 @@ def recording_analyse(
     progress: Callable[[int], None] | None = None,
 ) -> ParseResult:
     """Detect, map, match and grade a read recording (``ml.gaze.analysis.analyse_recording``
-    with the session's setup); nothing is stored here.
+    with the session's setup and the lab's quality thresholds); nothing is stored here.
 
     Args:
         recording: The recording (for its session and options).
@@ -118,7 +120,7 @@ def recording_analyse(
         rec,
         session_setup(recording.session),
         images={key: (image.width, image.height) for key, image in images.items()},
-        thresholds=thresholds_from_settings(),
+        thresholds=thresholds_for_lab(lab=recording.lab),
         image_key=recording.options.get("image_key"),
         extra_columns=FIXATION_EXTRA,
         name=recording.original_name,

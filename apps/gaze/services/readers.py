@@ -193,3 +193,21 @@ def reading_update(*, reading: Reading, use_for_training: bool) -> Reading:
         if changed:  # the image's pool over its training readings is another pool now
             pooled_maps_invalidate(lab_id=reading.lab_id, image_ids=[reading.image_id])
     return reading
+
+
+def readings_training_set(*, session: ReadingSession, grade: str, use_for_training: bool) -> int:
+    """Put every reading of ``session`` graded ``grade`` into training or leave it out, in one
+    UPDATE; returns how many readings changed. The pooled maps of their images are made anew."""
+    from apps.gaze.services.saliency import pooled_maps_invalidate
+
+    if grade not in Reading.Grade.values:
+        raise ValidationError({"grade": [f"Unknown grade {grade!r}."]})
+    with transaction.atomic():
+        changing = Reading.objects.filter(session=session, grade=grade).exclude(
+            use_for_training=use_for_training
+        )
+        image_ids = list(changing.values_list("image_id", flat=True))
+        changed = changing.update(use_for_training=use_for_training)
+        if changed:
+            pooled_maps_invalidate(lab_id=session.lab_id, image_ids=image_ids)
+    return changed

@@ -193,6 +193,23 @@ def recording_reparse(*, recording: Recording, actor: User | None = None) -> Rec
     return rec
 
 
+def reading_session_reparse(
+    *, session: ReadingSession, actor: User | None = None
+) -> tuple[list[Recording], list[Recording]]:
+    """Queue the parse of every recording of ``session`` again (after its geometry or fixation
+    detection changed). Returns the recordings queued, and those skipped because a parse of
+    theirs is queued or running already (it reads the session as it is now)."""
+    queued: list[Recording] = []
+    busy: list[Recording] = []
+    with transaction.atomic():
+        for rec in Recording.objects.filter(session=session).order_by("created_at", "id"):
+            try:
+                queued.append(recording_reparse(recording=rec, actor=actor))
+            except ValidationError:
+                busy.append(rec)
+    return queued, busy
+
+
 def recording_delete(*, recording: Recording) -> None:
     """Delete a recording with its readings and fixations."""
     recording.delete()

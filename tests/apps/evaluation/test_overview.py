@@ -61,3 +61,25 @@ def test_the_overview_takes_the_same_queries_for_a_bigger_lab(snapshot, personas
         overview = lab_overview(lab=personas.lab_a)
     assert overview["production_evaluation"]["evaluation"] == evaluation
     assert len(big) <= len(small) + 1  # the production model's evaluation
+
+
+def test_a_new_lab_is_told_its_next_step_and_what_needs_attention(personas, client):
+    from apps.gaze.models import Recording
+    from tests.apps.datasets.objects import add_image
+    from tests.apps.gaze.objects import gaze_recording
+
+    client.force_login(personas.viewer_a)
+    page = _home(client)
+    assert 'id="next-step"' in page and "Upload chest X-rays" in page
+    add_image(personas.lab_a, personas.researcher_a, "one", "CHF")
+    add_image(personas.lab_a, personas.researcher_a, "two", "", seed=5)
+    page = _home(client)
+    assert "as <a" in page and "readers" in page  # the next step: a reader
+    assert "2 images</a> with no reading yet" in page
+    assert "1 image</a> without a label" in page
+    assert "CHF: <strong>1</strong>" in page and "(no label): <strong>1</strong>" in page
+    recording = gaze_recording(personas.lab_a)
+    Recording.objects.filter(pk=recording.pk).update(status="failed", unmatched_stimuli=["x.png"])
+    page = _home(client)
+    assert "1 recording failed" in page and "stimuli that match no image" in page
+    assert 'id="readings-by-grade"' in page

@@ -5,7 +5,8 @@
 
 Phantom chest X-rays (Normal, CHF and Pneumonia in turn; every fifth stored as MONOCHROME1) are
 written as DICOM files with a fake patient identity in every PHI attribute and ingested with
-``image_upload_batch`` (so they are de-identified, stored, previewed and labelled). Each reader is
+``image_upload_batch`` (so they are de-identified, stored, previewed and labelled); each
+phantom's lungs, heart, mediastinum and finding masks become the image's regions. Each reader is
 a coded reader of the lab with one reading session; a simulated radiologist of their own style
 and expertise reads every image, and the readings are written in a real vendor format (EyeLink
 ASC, EGD-CXR CSVs, Tobii Pro Lab TSV, Gazepoint CSV, in turn), uploaded with
@@ -329,6 +330,9 @@ class Command(BaseCommand):
                 refused.append(result.message)
                 continue
             stored.append(result.image)
+            # Its lungs, heart, mediastinum and finding as mask regions (once).
+            if not result.image.regions.filter(source="phantom").exists():
+                imaging.phantom_regions_store(image=result.image, phantom=phantom)
             for reader in plans:
                 readings[reader.code].append(
                     simulate_reading(
