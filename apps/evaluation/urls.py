@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.evaluation import views
+from apps.evaluation import views, views_regions
 
 urlpatterns = [
     path("evaluations/", views.evaluation_list, name="evaluations"),
@@ -9,5 +9,10 @@ urlpatterns = [
     path("evaluations/<int:pk>/table.csv", views.evaluation_csv, name="evaluation-csv"),
     path("evaluations/<int:pk>/gallery/", views.evaluation_gallery, name="evaluation-gallery"),
     path("evaluations/<int:pk>/readers/", views.evaluation_readers, name="evaluation-readers"),
+    path(
+        "evaluations/<int:pk>/regions/",
+        views_regions.evaluation_regions_page,
+        name="evaluation-regions",
+    ),
     path("evaluations/images/<int:pk>/panel.png", views.evaluation_panel, name="evaluation-panel"),
 ]

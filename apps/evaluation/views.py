@@ -219,8 +219,9 @@ def evaluation_page(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def evaluation_csv(request: HttpRequest, pk: int) -> HttpResponse:
-    """One of the evaluation page's tables as CSV: ``?table=metrics`` (default), ``readers``,
-    ``classification``, ``confusion`` or ``roc``."""
+    """One of the evaluation pages' tables as CSV: ``?table=metrics`` (default), ``readers``,
+    ``classification``, ``confusion``, ``roc`` or ``regions`` (the regions page's means; 409
+    while the evaluation has not succeeded)."""
     evaluation = _evaluation_or_404(request, pk)
     table = request.GET.get("table", "metrics")
     metrics = _metrics(evaluation)
@@ -255,8 +256,17 @@ def evaluation_csv(request: HttpRequest, pk: int) -> HttpResponse:
             for f, t, th in zip(curve["fpr"], curve["tpr"], curve["thresholds"], strict=False)
         ]
         return _csv(name, ["class", "fpr", "tpr", "threshold"], lines)
-    return HttpResponse("table is one of metrics, readers, classification, confusion, roc.",
-                        status=400, content_type="text/plain; charset=utf-8")  # fmt: skip
+    if table == "regions":
+        from apps.evaluation.views_regions import region_means_table  # it imports this module
+
+        try:
+            result = services.evaluation_regions(evaluation=evaluation)
+        except services.EvaluationNotReady as exc:
+            return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+        return _csv(name, *region_means_table(result))
+    return HttpResponse("table is one of metrics, readers, classification, confusion, roc, "
+                        "regions.", status=400,
+                        content_type="text/plain; charset=utf-8")  # fmt: skip
 
 
 @never_cache

@@ -46,6 +46,7 @@ def _media_in_tmp(settings, tmp_path):
 PAGE_VIEW_MODULES = (
     "apps.webhooks.views", "apps.evaluation.views", "apps.gaze.views", "apps.imaging.views",
     "apps.labs.views", "apps.datasets.views", "apps.training.views",
+    "apps.evaluation.views_regions",
 )  # fmt: skip
 # Page routes of those modules that are no write inside a lab, with what covers them instead.
 PAGE_ROUTES_NOT_WALKED = {
@@ -123,6 +124,7 @@ PAGE_RESOURCES: dict[str, tuple[Callable[[Personas], object], type, Callable[[Pe
     "evaluation-csv": _EVALUATION_PAGE,
     "evaluation-gallery": _EVALUATION_PAGE,
     "evaluation-readers": _EVALUATION_PAGE,
+    "evaluation-regions": _EVALUATION_PAGE,
     "evaluation-panel": (
         lambda p: _evaluation_image(p.lab_a, p.researcher_a),
         EvaluationImage,

@@ -1,6 +1,6 @@
-"""The evaluation pages in Chromium: the dashboard, the readers, the gallery and a comparison
-draw every Plotly figure with no console error; the gallery re-sorts from its sort control; a
-table's CSV and a figure's PNG and SVG download. Screenshots of each page are kept."""
+"""The evaluation pages in Chromium: the dashboard, the readers, the regions, the gallery and a
+comparison draw every Plotly figure with no console error; the gallery re-sorts from its sort
+control; a table's CSV and a figure's PNG and SVG download. Screenshots of each page are kept."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 
 from apps.evaluation import services
 from apps.evaluation.models import Evaluation, EvaluationImage
+from apps.imaging import services as imaging
 from apps.labs.roles import Role
 from tests.apps.evaluation.objects import evaluated, two_reader_snapshot, version_on
 from tests.browser.conftest import sign_in
@@ -126,6 +127,40 @@ def test_evaluation_pages_in_the_browser(live_server, page, tmp_path):
     page.locator("#readers-metric").select_option("nss")
     expect(page.locator("#figure-readers .gtitle")).to_contain_text("NSS")
     page.screenshot(path=str(shots / "readers.png"), full_page=True)
+
+    # The regions: none yet (the page says how to add them), then a whole-image box and a
+    # left half on two images: a table with the model's share 1.000 and a grouped bar chart.
+    page.goto(f"{live_server.url}/evaluations/{first.pk}/regions/")
+    expect(page.locator("#regions-none")).to_contain_text("/api/v1/image-regions/import/")
+    images = [r.item.image for r in EvaluationImage.objects.filter(evaluation=first)
+              .select_related("item__image").order_by("key")[:2]]  # fmt: skip
+    text = "image,name,x1,y1,x2,y2\n" + "".join(
+        f"{i.key},whole,0,0,{i.width},{i.height}\n{i.key},left,0,0,{i.width / 2},{i.height}\n"
+        for i in images
+    )
+    imaging.regions_import(lab=lab, actor=user, fmt="boxes", text=text)
+    page.goto(f"{live_server.url}/evaluations/{first.pk}/")
+    page.locator("#link-regions").click()
+    expect(page).to_have_url(f"{live_server.url}/evaluations/{first.pk}/regions/")
+    _figures_drawn(page)
+    expect(
+        page.locator("#regions-table tr[data-region='boxes:whole'] .share-model")
+    ).to_contain_text("1.000")
+    expect(page.locator("#region-images-table tbody tr")).to_have_count(4)
+    expect(page.locator("#figure-regions .legendtext")).to_contain_text(
+        ["Model", "Readers (pooled)", "R1", "R2", "Area (chance)"]
+    )
+    page.screenshot(path=str(shots / "regions.png"), full_page=True)
+    name, body = _download(page, "#figure-regions + .figure-tools button[data-format='svg']",
+                           tmp_path)  # fmt: skip
+    assert name == f"evaluation-{first.pk}-regions.svg" and b"<svg" in body[:400]
+    name, body = _download(page, "#figure-regions + .figure-tools button[data-format='png']",
+                           tmp_path)  # fmt: skip
+    assert body.startswith(b"\x89PNG")
+    name, body = _download(page, "#csv-regions", tmp_path)
+    assert name == f"evaluation-{first.pk}-regions.csv" and body.startswith(b"source,name,")
+    name, body = _download(page, "#csv-region-images", tmp_path)
+    assert name.endswith(".csv") and body.startswith(b"key,image,source,name")
 
     # The gallery: worst CC first, then best first from the sort control.
     rows = list(EvaluationImage.objects.filter(evaluation=first))
