@@ -9,6 +9,8 @@ not leak. The tenancy test walks every registered route and holds each to this.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
 from django import forms
 from django.db import models
@@ -112,6 +114,24 @@ class IdFilter(django_filters.Filter):
     field_class = IdFormField
 
 
+class UtcDateTimeFormField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time, turned into UTC: PostgreSQL refuses a UTC offset past 15:59 (a
+    500 for ``-19:44``), and a date near year 1 or 9999 may leave the range once converted."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None or parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("Is out of the range of dates.", code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeFormField
+
+
 class TenantFilterSet(django_filters.FilterSet):
     """A FilterSet whose foreign keys filter by plain id (see ``IdFilter``).
 
@@ -123,6 +143,7 @@ class TenantFilterSet(django_filters.FilterSet):
         **FILTER_FOR_DBFIELD_DEFAULTS,
         models.ForeignKey: {"filter_class": IdFilter},
         models.OneToOneField: {"filter_class": IdFilter},
+        models.DateTimeField: {"filter_class": UtcDateTimeFilter},
     }
 
 

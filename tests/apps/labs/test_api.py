@@ -291,3 +291,19 @@ def test_pagination_shape(personas):
     client = client_for(personas.admin_a)
     body = client.get("/api/v1/memberships/", {"page_size": 2}).json()
     assert body["count"] == 4 and len(body["results"]) == 2 and body["next"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("0304-05-22T11:56:02-19:44", 200), ("2026-01-01T00:00:00+00:00", 200),
+     ("0001-01-01T00:00:00+05:00", 400), ("not a date", 400)],
+)  # fmt: skip
+def test_date_time_filters_take_any_utc_offset_and_refuse_what_leaves_the_range(
+    personas, value, status
+):
+    """PostgreSQL refuses an offset past 15:59; the filter turns the time into UTC first."""
+    answer = client_for(personas.admin_a).get("/api/v1/tokens/", {"revoked_at": value})
+    assert answer.status_code == status, answer.content
+    if status == 400:
+        assert "revoked_at" in answer.json()["error"]["fields"]
