@@ -285,7 +285,11 @@ def train(
         ``train_loss``, ``train_classification``, ``train_saliency``, ``val_loss``,
         ``val_classification``, ``val_saliency``, ``val_accuracy`` and ``val_cc`` (when the model
         has that head), ``sigma_c``, ``sigma_s``, ``improved``, ``lr_dropped``,
-        ``reloaded_best`` and ``time_s``.
+        ``reloaded_best``, ``train_time_s`` and ``time_s``. ``train_time_s`` is the epoch's
+        training phase only, in seconds: from the start of the epoch to the end of its last
+        training batch, loading the batches included (images per second over the training set
+        are ``len(train_set) / train_time_s``); ``time_s`` is the whole epoch: training,
+        validation, the checkpoints and any reload of the best one.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -369,6 +373,7 @@ def train(
                 epoch -= 1
                 stop_reason = "cancelled"
                 break
+            train_time_s = time.perf_counter() - started
             val = validate(model, loss_fn, val_loader, runtime)
             improved = val["loss"] < best_val
             if improved:
@@ -387,6 +392,7 @@ def train(
                 "improved": improved,
                 "lr_dropped": dropped,
                 "reloaded_best": False,
+                "train_time_s": train_time_s,
             }
             history.append(record)
             if improved:

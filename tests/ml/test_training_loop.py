@@ -40,8 +40,11 @@ def _config(**overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
+TIMES = ("time_s", "train_time_s")
+
+
 def _without_times(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "time_s"} for row in history]
+    return [{k: v for k, v in row.items() if k not in TIMES} for row in history]
 
 
 class _CancelAt(Callback):
@@ -94,6 +97,15 @@ def test_callbacks_see_every_batch_and_epoch(tmp_path: Path) -> None:
     assert result.history == [
         {**r, "time_s": h["time_s"]} for r, h in zip(seen.records, result.history, strict=True)
     ]
+
+
+def test_every_epoch_times_its_training_phase_apart(tmp_path: Path) -> None:
+    """``train_time_s`` covers the training batches (loading included), not the validation:
+    positive, and at most the whole epoch's ``time_s``."""
+    train_set, val_set = _sets()
+    result = train(_config(max_epochs=2), train_set, val_set, tmp_path)
+    for row in result.history:
+        assert 0 < row["train_time_s"] <= row["time_s"], row
 
 
 def test_a_finished_run_resumes_as_finished(tmp_path: Path) -> None:
