@@ -12,7 +12,7 @@ urlpatterns = [
     path(
         "evaluations/<int:pk>/regions/",
         views_regions.evaluation_regions_page,
-        name="evaluation-regions",
+        name="evaluation-regions-page",
     ),
     path("evaluations/images/<int:pk>/panel.png", views.evaluation_panel, name="evaluation-panel"),
 ]

@@ -124,7 +124,7 @@ PAGE_RESOURCES: dict[str, tuple[Callable[[Personas], object], type, Callable[[Pe
     "evaluation-csv": _EVALUATION_PAGE,
     "evaluation-gallery": _EVALUATION_PAGE,
     "evaluation-readers": _EVALUATION_PAGE,
-    "evaluation-regions": _EVALUATION_PAGE,
+    "evaluation-regions-page": _EVALUATION_PAGE,
     "evaluation-panel": (
         lambda p: _evaluation_image(p.lab_a, p.researcher_a),
         EvaluationImage,
@@ -267,3 +267,17 @@ def test_pages_refuse_a_viewer_every_write(route, personas):
     response = client.post(url, body(personas))
     assert response.status_code in (403, 405), (route, response.status_code)
     assert model.objects.count() == count and _fields(model.objects.get(pk=obj.pk)) == before
+
+
+def test_no_page_route_shares_its_name_with_an_api_route():
+    """``reverse()`` takes the last route of a name: a page named like an API route (a router's
+    ``<basename>-<action>``) would hide it, and the API walk would test the page instead."""
+    from tests.apps.test_tenancy import api_routes
+
+    page_names = {
+        entry.name
+        for pattern, entry in _walk(get_resolver().url_patterns)
+        if entry.name and not pattern.lstrip("^").startswith("api/")
+    }
+    shared = page_names & {route.name for route in api_routes()}
+    assert not shared, f"rename these page routes: {sorted(shared)}"
