@@ -69,36 +69,31 @@ def _require_session_change(request: HttpRequest, session: ReadingSession) -> No
         raise PermissionDenied(NOT_SESSION_CHANGER)
 
 
-def _session_or_404(request: HttpRequest, pk: int) -> ReadingSession:
+def _in_lab_or_404(request: HttpRequest, get, what: str):
+    """The lab's ``what`` found by ``get(lab)``, or 404 (another lab's reads as missing)."""
     lab = _lab(request)
-    session = selectors.reading_session_get(user_labs=[lab.pk], pk=pk) if lab else None
-    if session is None:
-        raise Http404("No such session in this lab.")
-    return session
+    found = get(lab) if lab else None
+    if found is None:
+        raise Http404(f"No such {what} in this lab.")
+    return found
+
+
+def _session_or_404(request: HttpRequest, pk: int) -> ReadingSession:
+    return _in_lab_or_404(
+        request, lambda lab: selectors.reading_session_get(user_labs=[lab.pk], pk=pk), "session"
+    )
 
 
 def _recording_or_404(request: HttpRequest, pk: int) -> Recording:
-    lab = _lab(request)
-    recording = selectors.recording_get(lab=lab, pk=pk) if lab else None
-    if recording is None:
-        raise Http404("No such recording in this lab.")
-    return recording
+    return _in_lab_or_404(request, lambda lab: selectors.recording_get(lab=lab, pk=pk), "recording")
 
 
 def _reader_or_404(request: HttpRequest, pk: int) -> Reader:
-    lab = _lab(request)
-    reader = selectors.reader_get(lab=lab, pk=pk) if lab else None
-    if reader is None:
-        raise Http404("No such reader in this lab.")
-    return reader
+    return _in_lab_or_404(request, lambda lab: selectors.reader_get(lab=lab, pk=pk), "reader")
 
 
 def _reading_or_404(request: HttpRequest, pk: int) -> Reading:
-    lab = _lab(request)
-    reading = selectors.reading_get(lab=lab, pk=pk) if lab else None
-    if reading is None:
-        raise Http404("No such reading in this lab.")
-    return reading
+    return _in_lab_or_404(request, lambda lab: selectors.reading_get(lab=lab, pk=pk), "reading")
 
 
 def _next_url(request: HttpRequest, default: str) -> str:

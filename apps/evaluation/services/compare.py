@@ -11,6 +11,7 @@ import numpy as np
 from django.core.exceptions import ValidationError
 
 from apps.evaluation.models import METRICS, Evaluation, EvaluationImage
+from apps.evaluation.services.summary import json_safe
 from ml.stats import compare
 
 MAX_COMPARED = 6
@@ -19,16 +20,6 @@ MAX_COMPARED = 6
 def _rows(evaluation: Evaluation) -> dict[str, dict[str, float]]:
     rows = EvaluationImage.objects.filter(evaluation=evaluation).values("key", *METRICS)
     return {r["key"]: {m: (np.nan if r[m] is None else float(r[m])) for m in METRICS} for r in rows}
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def evaluations_check_comparable(evaluations: list[Evaluation]) -> None:
@@ -69,7 +60,7 @@ def evaluations_compare(*, evaluations: list[Evaluation], bootstrap: int = 2000)
         shared = sorted(set(rows_a) & set(rows_b))
         pairs.append({
             "a": first.pk, "b": other.pk, "n_pairs": len(shared),
-            "metrics": _json(compare(rows_a, rows_b, metrics, bootstrap=bootstrap, seed=0)),
+            "metrics": json_safe(compare(rows_a, rows_b, metrics, bootstrap=bootstrap, seed=0)),
         })  # fmt: skip
     return {
         "snapshot": first.snapshot_id,

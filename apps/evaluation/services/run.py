@@ -27,7 +27,7 @@ from apps.core import storage
 from apps.datasets.services import snapshot_local_folder
 from apps.evaluation.models import METRICS, Evaluation, EvaluationImage
 from apps.evaluation.services.jobs import APP, evaluation_claim
-from apps.evaluation.services.summary import evaluation_summarize
+from apps.evaluation.services.summary import evaluation_summarize, json_safe
 from ml.checkpoint import load_model
 from ml.data.manifest import ManifestDataset
 from ml.metrics import classification_metrics, saliency_metrics
@@ -84,10 +84,6 @@ def as_density(stored: np.ndarray) -> np.ndarray:
     return density / total if total > 0 else np.full(density.shape, 1.0 / density.size)
 
 
-def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
-    return {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in metrics.items()}
-
-
 class _Split:
     """The split's items with what scoring needs besides the image: targets, fixations, each
     reader's target and fixations, and the training split's mean map (the centre bias)."""
@@ -131,7 +127,7 @@ def _score(split: _Split, index: int, density: np.ndarray, target: np.ndarray) -
     reader_maps, reader_fixations = split.readers(index)
     model = saliency_metrics(density, target, fixations, split.baseline, others)
     per_reader = {
-        code: _clean(
+        code: json_safe(
             saliency_metrics(density, reader_map, reader_fixations[code], split.baseline, others)
         )  # fmt: skip
         for code, reader_map in sorted(reader_maps.items())
@@ -140,9 +136,9 @@ def _score(split: _Split, index: int, density: np.ndarray, target: np.ndarray) -
     loo = leave_one_reader_out(reader_maps, reader_fixations, baseline=split.baseline,
                                other_fixations=others)  # fmt: skip
     return {
-        "model": _clean(model), "readers": sorted(reader_maps), "reader_metrics": per_reader,
-        "centre_metrics": _clean(centre),
-        "loo_metrics": {code: _clean(m) for code, m in sorted(loo.items())},
+        "model": json_safe(model), "readers": sorted(reader_maps), "reader_metrics": per_reader,
+        "centre_metrics": json_safe(centre),
+        "loo_metrics": {code: json_safe(m) for code, m in sorted(loo.items())},
     }  # fmt: skip
 
 
@@ -273,7 +269,7 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
         summary = evaluation_summarize(rows)
         labelled = [(r.label, r.probs) for r in rows.only("label", "probs") if r.probs]
         classification = (
-            _clean_tree(classification_metrics(
+            json_safe(classification_metrics(
                 np.array([lab for lab, _ in labelled]),
                 np.array([p for _, p in labelled], dtype=np.float64), evaluation.classes,
             )) if labelled else {}
@@ -293,18 +289,3 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
         if not isinstance(exc, Exception):
             raise
     return Evaluation.objects.get(pk=evaluation_id)
-
-
-def _clean_tree(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become None, numpy scalars and arrays plain values."""
-    if isinstance(value, dict):
-        return {str(k): _clean_tree(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean_tree(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean_tree(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

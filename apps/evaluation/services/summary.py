@@ -17,6 +17,21 @@ from ml.references import ceiling_row
 BOOTSTRAP = 1000
 
 
+def json_safe(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become None, numpy scalars and arrays plain values."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def _stats(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per metric, the summary of the values the rows have (metrics no row has are left out)."""
     out = {}
@@ -46,13 +61,10 @@ def evaluation_summarize(rows: QuerySet) -> dict[str, Any]:
         for code, metrics in loo.items():
             per_reader_loo[code].append(metrics)
         if loo:
-            ceiling.append({
-                k: (None if v is None or not np.isfinite(v) else float(v))
-                for k, v in ceiling_row(
-                    {c: {k: (np.nan if v is None else v) for k, v in m.items()}
-                     for c, m in loo.items()}
-                ).items()
-            })  # fmt: skip
+            ceiling.append(json_safe(ceiling_row(
+                {c: {k: (np.nan if v is None else v) for k, v in m.items()}
+                 for c, m in loo.items()}
+            )))  # fmt: skip
     notes = {}
     readers = sorted(reader_counts)
     if not readers:
