@@ -50,11 +50,17 @@ class JobKind:
     enqueue: Callable[[int], None]
 
 
-def sweep(kind: JobKind, *, now=None) -> dict[str, list[int]]:
-    """Recover ``kind``'s jobs with no sign of life; returns the ids of each outcome."""
+def sweep(kind: JobKind, *, now=None, after_s: float | None = None) -> dict[str, list[int]]:
+    """Recover ``kind``'s jobs with no sign of life; returns the ids of each outcome.
+
+    ``after_s`` is how long a silence means the worker is lost (default: the settings
+    ``SWEEP_QUEUED_AFTER_S`` and ``SWEEP_RUNNING_AFTER_S``); 0 where no worker can be alive,
+    such as the demo's start before its only worker."""
     now = now or timezone.now()
-    queued_before = now - timedelta(seconds=settings.SWEEP_QUEUED_AFTER_S)
-    running_before = now - timedelta(seconds=settings.SWEEP_RUNNING_AFTER_S)
+    queued_after = settings.SWEEP_QUEUED_AFTER_S if after_s is None else after_s
+    running_after = settings.SWEEP_RUNNING_AFTER_S if after_s is None else after_s
+    queued_before = now - timedelta(seconds=queued_after)
+    running_before = now - timedelta(seconds=running_after)
     done: dict[str, list[int]] = {"queued_again": [], "recovered": [], "failed": []}
     stale = kind.model._default_manager.filter(
         Q(status=kind.queued, heartbeat_at__lt=queued_before)

@@ -130,7 +130,8 @@ class TrainingJobSerializer(_JobFields):
             "id", "lab", "snapshot", "name", "preset", "config", "status", "status_url",
             "queue_position", "epoch", "max_epochs", "batch", "num_batches", "eta_s",
             "heartbeat_at", "attempts", "cancel_requested", "stop_reason", "device", "error",
-            "version", "created_by", "created_at", "started_at", "finished_at",
+            "version", "alias_on_success", "created_by", "created_at", "started_at",
+            "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -166,6 +167,12 @@ class TrainingJobCreateSerializer(StrictSerializer):
     loss = serializers.ChoiceField(choices=services.LOSS_SCHEMES, required=False)
     precision = serializers.ChoiceField(choices=services.PRECISIONS, required=False)
     seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    alias = serializers.RegexField(
+        services.ALIAS, max_length=60, required=False, allow_blank=True,
+        error_messages={"invalid": services.ALIAS_RULE},
+        help_text="An alias (such as `production`) to set on the model version when the job "
+        "succeeds.",
+    )  # fmt: skip
 
 
 class TrainingJobViewSet(
@@ -205,7 +212,7 @@ class TrainingJobViewSet(
         self.require_lab_action(snapshot.lab)
         job = services.job_create(
             snapshot=snapshot, actor=request.user, preset=fields.pop("preset"),
-            name=fields.pop("name", ""), overrides=fields,
+            name=fields.pop("name", ""), alias=fields.pop("alias", ""), overrides=fields,
         )  # fmt: skip
         body = TrainingJobDetailSerializer(job, context=self.get_serializer_context()).data
         return Response(

@@ -56,6 +56,10 @@ class TrainingJob(models.Model):
     best_name = models.CharField(max_length=255, blank=True)
     best_size = models.BigIntegerField(default=0)
     stop_reason = models.CharField(max_length=20, blank=True)
+    alias_on_success = models.CharField(
+        max_length=60, blank=True,
+        help_text="An alias (such as 'production') set on the version this job makes.",
+    )  # fmt: skip
     device = models.CharField(max_length=40, blank=True)
     log_tail = models.TextField(blank=True)
     error = models.TextField(blank=True)

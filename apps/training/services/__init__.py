@@ -22,6 +22,8 @@ from apps.training.services.jobs import (
     training_sweep,
 )
 from apps.training.services.registry import (
+    ALIAS,
+    ALIAS_RULE,
     alias_set,
     alias_unset,
     job_curves,
@@ -32,6 +34,8 @@ from apps.training.services.registry import (
 from apps.training.services.run import JobCallback, job_folder, job_run
 
 __all__ = [
+    "ALIAS",
+    "ALIAS_RULE",
     "APP",
     "FIELDS",
     "JOBS",

@@ -14,6 +14,7 @@ from apps.core import jobs
 from apps.datasets.models import DatasetSnapshot
 from apps.training.models import ModelVersion, TrainingJob
 from apps.training.services.config import config_build
+from apps.training.services.registry import ALIAS, ALIAS_RULE
 
 LOG_LINES = 200
 
@@ -32,14 +33,18 @@ def _enqueue_by_package(job_id: int) -> None:
 
 def job_create(
     *, snapshot: DatasetSnapshot, actor, preset: str = "quick", name: str = "",
-    overrides: dict[str, Any] | None = None, enqueue: bool = True,
+    overrides: dict[str, Any] | None = None, enqueue: bool = True, alias: str = "",
 ) -> TrainingJob:  # fmt: skip
     """A queued job training on ``snapshot`` (which must be ready) with ``preset`` and
-    ``overrides``; queued on ``gpu`` once the transaction commits.
+    ``overrides``; queued on ``gpu`` once the transaction commits. ``alias`` (such as
+    ``production``) is set on the version the job makes when it succeeds.
 
     Raises:
-        ValidationError: the snapshot is not ready, or a config field is out of bounds.
+        ValidationError: the snapshot is not ready, a config field is out of bounds, or the
+            alias is not a lowercase slug.
     """
+    if alias and not ALIAS.match(alias):
+        raise ValidationError({"alias": [ALIAS_RULE]})
     if snapshot.status != DatasetSnapshot.Status.READY:
         raise ValidationError(
             {
@@ -56,6 +61,7 @@ def job_create(
             lab=snapshot.lab, snapshot=snapshot, preset=preset, config=config,
             created_by=actor if getattr(actor, "pk", None) else None,
             name=name or f"{snapshot.name} ({preset})", heartbeat_at=timezone.now(),
+            alias_on_success=alias,
         )  # fmt: skip
         if enqueue:
             _enqueue_by_package(job.pk)

@@ -15,6 +15,8 @@ from apps.core import storage
 from apps.training.models import EpochMetrics, ModelAlias, ModelVersion, TrainingJob
 
 ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
+ALIAS_RULE = ("An alias is 1-60 lowercase letters, digits, '-' or '_', such as 'production' or "
+              "'candidate'.")  # fmt: skip
 CURVES = ("lr", "train_loss", "val_loss", "val_classification", "val_kl", "val_accuracy",
           "val_cc", "sigma_c", "sigma_s", "time_s", "images_per_s")  # fmt: skip
 
@@ -49,6 +51,8 @@ def version_create_for_job(*, job: TrainingJob) -> ModelVersion:
         classes=list(snapshot.classes) if snapshot else [],
         best_epoch=best.epoch if best else 0, metrics=_metrics(best), curves=job_curves(job=job),
     )  # fmt: skip
+    if job.alias_on_success:
+        alias_set(version=version, name=job.alias_on_success, actor=job.created_by)
     if settings.EVALUATE_NEW_VERSIONS:
         from apps.evaluation.services import evaluation_for_new_version
 
@@ -63,10 +67,7 @@ def alias_set(*, version: ModelVersion, name: str, actor) -> ModelAlias:
         ValidationError: the name is not a lowercase slug of up to 60 characters.
     """
     if not ALIAS.match(name or ""):
-        raise ValidationError(
-            {"name": ["An alias is 1-60 lowercase letters, digits, '-' or '_', such as "
-                      "'production' or 'candidate'."]}
-        )  # fmt: skip
+        raise ValidationError({"name": [ALIAS_RULE]})
     with transaction.atomic():
         alias, _ = ModelAlias.objects.select_for_update().update_or_create(
             lab_id=version.lab_id, name=name,

@@ -58,7 +58,8 @@ def test_create_answers_202_and_runs_on_a_worker(snapshot, personas, no_queue):
 @pytest.mark.parametrize(
     "extra, field",
     [({"lr": 0}, "lr"), ({"batch_size": 0}, "batch_size"), ({"preset": "huge"}, "preset"),
-     ({"model": "resnet"}, "model"), ({"loss": "mse"}, "loss"), ({"colour": 1}, "colour")],
+     ({"model": "resnet"}, "model"), ({"loss": "mse"}, "loss"), ({"colour": 1}, "colour"),
+     ({"alias": "Prod uction"}, "alias"), ({"alias": "x" * 61}, "alias")],
 )  # fmt: skip
 def test_a_bad_config_is_a_400_naming_the_field(snapshot, personas, no_queue, extra, field):
     response = client_for(personas.researcher_a).post(
@@ -67,6 +68,19 @@ def test_a_bad_config_is_a_400_naming_the_field(snapshot, personas, no_queue, ex
     assert response.status_code == 400, response.json()
     assert field in response.json()["error"]["fields"], response.json()
     assert not TrainingJob.objects.exists()
+
+
+def test_the_alias_is_set_on_the_version_when_the_job_succeeds(snapshot, personas, no_queue):
+    client = client_for(personas.researcher_a)
+    body = {"snapshot": snapshot.pk, "base_channels": 4, "epochs": 1, "alias": "candidate"}
+    response = client.post("/api/v1/training-jobs/", body, format="json")
+    assert response.status_code == 202, response.json()
+    assert response.json()["alias_on_success"] == "candidate"
+    assert not ModelAlias.objects.exists()  # only once the job succeeds
+    services.job_run(job_id=response.json()["id"])
+    alias = ModelAlias.objects.get(lab=personas.lab_a, name="candidate")
+    assert alias.version.job_id == response.json()["id"]
+    assert alias.set_by == personas.researcher_a
 
 
 def test_a_snapshot_not_ready_is_a_400(snapshot, personas, no_queue):

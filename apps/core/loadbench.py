@@ -1,0 +1,493 @@
+"""API load benchmark against the production set-up: gunicorn, PostgreSQL, DEBUG off.
+
+    .venv/bin/python -m apps.core.loadbench [--clients 32] [--workers 4] [--requests 60]
+        [--baseline 10] [--rounds 1] [--images 100] [--readers 4] [--json report.json]
+
+Creates a scratch PostgreSQL database on ``--database-url`` (dropped afterwards), migrates it and
+loads a lab through the services uploads go through: ``make_demo_lab --size small`` (phantom
+DICOMs, simulated readers' vendor exports parsed into readings and fixations), reading and
+pooled saliency maps, a built snapshot, model versions with evaluations (``apps.evaluation.bench``'s
+helpers) and queued training jobs. A researcher of the lab gets an API token. Then gunicorn
+(``config.wsgi``, ``--workers``, as ``docker/compose.yaml`` runs it) serves on 127.0.0.1 with DEBUG
+off and ``QUERY_COUNT_HEADER`` on, its files under a temporary folder; requests carry
+``X-Forwarded-Proto: https`` as the TLS proxy in front of it would.
+
+Every endpoint (lists with filters, object reads, fixations as CSV, a saliency map PNG, an image
+upload) gets a fixed number of requests with seeded choices of filters and objects. After an
+untimed warm-up (which also asks each list for a page of 1 and a full page, to see whether its
+queries grow with the page), ``--baseline`` requests per endpoint go one at a time, then
+``--requests`` per endpoint, shuffled, from ``--clients`` concurrent clients (no think time);
+``--rounds`` repeats the concurrent phase (the best round by throughput is tabled). Prints per
+endpoint count, p50/p95/p99 latency, the 1-client baseline p50, errors by status and queries per
+request (``X-Query-Count``), with the CPU, the load average and the busiest other processes, and
+whether lists and object reads meet the target (p95 < 150 ms, no errors).
+
+Everything is removed at the end, on failure and on Ctrl-C too: gunicorn, the database, the
+temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from apps.core.loadbench_lab import Lab, Req, endpoints, load_lab, plan
+
+TARGET_P95_MS = 150.0
+TARGET_KINDS = ("list", "detail")
+PAGE = 50  # the API's default page size
+
+
+# --- The client -----------------------------------------------------------------------------
+@dataclass
+class Result:
+    endpoint: str
+    kind: str
+    status: str  # "200", or the exception's name when no answer came
+    ms: float
+    queries: int | None
+    streaming: bool
+    body: bytes = b""
+
+
+def send(port: int, token: str, req: Req, keep_body: bool = False) -> Result:
+    headers = {"Authorization": f"Bearer {token}", "X-Forwarded-Proto": "https", "Accept": "*/*"}
+    if req.content_type:
+        headers["Content-Type"] = req.content_type
+    started = time.perf_counter()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            conn.request(req.method, req.path, body=req.body, headers=headers)
+            answer = conn.getresponse()
+            body = answer.read()
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException) as exc:
+        ms = (time.perf_counter() - started) * 1000
+        return Result(req.endpoint, req.kind, type(exc).__name__, ms, None, False)
+    ms = (time.perf_counter() - started) * 1000
+    queries = answer.getheader("X-Query-Count")
+    return Result(req.endpoint, req.kind, str(answer.status), ms,
+                  int(queries) if queries is not None else None,
+                  answer.getheader("X-Query-Count-Streaming") == "true",
+                  body if keep_body else b"")  # fmt: skip
+
+
+def run_phase(port: int, token: str, reqs: list[Req], clients: int) -> tuple[list[Result], float]:
+    """Send ``reqs`` from ``clients`` threads, each taking the next request when done."""
+    started = time.perf_counter()
+    if clients <= 1:
+        results = [send(port, token, req) for req in reqs]
+    else:
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            results = list(pool.map(lambda req: send(port, token, req), reqs))
+    return results, time.perf_counter() - started
+
+
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    return sorted_ms[max(0, math.ceil(q * len(sorted_ms)) - 1)]
+
+
+def summarize(results: list[Result], order: list[str]) -> dict[str, dict[str, Any]]:
+    by: dict[str, list[Result]] = {name: [] for name in order}
+    for res in results:
+        by.setdefault(res.endpoint, []).append(res)
+    out = {}
+    for name, rows in by.items():
+        if not rows:
+            continue
+        ms = sorted(r.ms for r in rows)
+        queries = sorted(r.queries for r in rows if r.queries is not None)
+        errors = Counter(r.status for r in rows if not r.status.startswith("2"))
+        out[name] = {
+            "kind": rows[0].kind, "count": len(rows),
+            "p50_ms": round(_percentile(ms, 0.50), 1), "p95_ms": round(_percentile(ms, 0.95), 1),
+            "p99_ms": round(_percentile(ms, 0.99), 1), "max_ms": round(ms[-1], 1),
+            "errors": dict(sorted(errors.items())),
+            "queries": queries[len(queries) // 2] if queries else None,
+            "queries_max": queries[-1] if queries else None,
+            "streaming": any(r.streaming for r in rows),
+        }  # fmt: skip
+    return out
+
+
+def probe_page_growth(port: int, lab: Lab) -> dict[str, dict[str, Any]]:
+    """Each list's queries for a page of 1 row and a page of ``PAGE`` rows (N+1 shows up as
+    more queries for the bigger page)."""
+    out = {}
+    for name, kind, path in endpoints(lab):
+        if kind != "list":
+            continue
+        base = path(random.Random(0)).split("?")[0]
+        counts = {}
+        for size in (1, PAGE):
+            res = send(port, lab.token, Req(name, kind, "GET", f"{base}?page_size={size}"),
+                       keep_body=True)  # fmt: skip
+            rows = len(json.loads(res.body)["results"]) if res.status == "200" else None
+            counts[size] = (res.queries, rows, res.status)
+        (q1, _r1, s1), (qn, rn, sn) = counts[1], counts[PAGE]
+        out[name] = {"queries_page_1": q1, "queries_page_n": qn, "rows_page_n": rn,
+                     "grows": (qn or 0) > (q1 or 0) and (rn or 0) > 1,
+                     "status": sn if s1 == "200" else s1}  # fmt: skip
+    return out
+
+
+# --- The machine ----------------------------------------------------------------------------
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _cpu_times() -> dict[int, tuple[float, str, int]]:
+    """``{pid: (cpu seconds, command line, parent pid)}`` of every process now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cpu = (int(fields[11]) + int(fields[12])) / tick
+            out[int(entry.name)] = (cpu, cmd.strip() or stat.split()[1], int(fields[1]))
+    return out
+
+
+def other_busy(before: dict, after: dict, ours: set[int], db_name: str, seconds: float,
+               top: int = 5) -> list[dict[str, Any]]:  # fmt: skip
+    """The processes (not this benchmark, its gunicorn or its database backends) that used the
+    most CPU between two ``_cpu_times``, in cores busy on average."""
+    rows = []
+    for pid, (cpu, cmd, _ppid) in after.items():
+        if pid in ours or db_name in cmd:
+            continue
+        used = cpu - before.get(pid, (0.0, "", 0))[0]
+        if used > 0.01 * seconds:
+            rows.append({"pid": pid, "cores": round(used / seconds, 2), "command": cmd[:90]})
+    return sorted(rows, key=lambda r: -r["cores"])[:top]
+
+
+def our_cpu(server_pid: int, db_name: str) -> tuple[float, float]:
+    """CPU seconds so far of gunicorn (master and workers) and of the database's backends."""
+    procs = _cpu_times()
+    web = sum(procs[p][0] for p in {server_pid, *_children(server_pid, procs)} if p in procs)
+    return web, sum(cpu for cpu, cmd, _ppid in procs.values() if db_name in cmd)
+
+
+def _loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# --- The server -----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(work: Path, database_url: str, workers: int) -> tuple[subprocess.Popen, int]:
+    """gunicorn on a free port of 127.0.0.1, as production runs it, once it answers."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "loadbench-" + uuid.uuid4().hex * 2,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": database_url,
+        "VAR_DIR": str(work),
+        "MEDIA_ROOT": str(work / "media"),
+        "STORAGE_CACHE_DIR": str(work / "cache"),
+        # The upload's ingest task is queued here; no worker takes it (uploads answer 202).
+        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_BROKER_DIR": str(work / "broker"),
+        "QUERY_COUNT_HEADER": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+    log = open(work / "gunicorn.log", "ab")  # noqa: SIM115 (the child writes it until stopped)
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen(
+        [str(bin_dir / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--timeout", "300", "--log-level", "warning"],
+        cwd=Path(__file__).resolve().parents[2], env=env, stdout=log, stderr=log,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited ({server.returncode}); see {work}/gunicorn.log")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/v1/me/", headers={"X-Forwarded-Proto": "https"})
+            conn.getresponse().read()
+            conn.close()
+            return server, port
+        time.sleep(0.25)
+    raise RuntimeError("gunicorn did not answer within 120 s")
+
+
+def stop_gunicorn(server: subprocess.Popen) -> None:
+    if server.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
+def _children(pid: int, procs: dict) -> set[int]:
+    return {p for p, (_cpu, _cmd, ppid) in procs.items() if ppid == pid}
+
+
+def _admin(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+# --- The report -----------------------------------------------------------------------------
+def _table(rows: dict[str, dict], baseline: dict[str, dict], probe: dict[str, dict]) -> str:
+    lines = [f"{'endpoint':<18} {'kind':<6} {'n':>4} {'p50':>7} {'p95':>7} {'p99':>7} "
+             f"{'base p50':>8} {'p95/base':>8} {'queries':>8} {'q@1/q@50':>9}  errors"]  # fmt: skip
+    for name, row in rows.items():
+        base = baseline.get(name, {}).get("p50_ms")
+        ratio = f"{row['p95_ms'] / base:.1f}x" if base else "-"
+        q = "-" if row["queries"] is None else str(row["queries"])
+        if row["queries_max"] is not None and row["queries_max"] != row["queries"]:
+            q += f"-{row['queries_max']}"
+        if row["streaming"]:
+            q += "+s"
+        growth = probe.get(name)
+        pages = f"{growth['queries_page_1']}/{growth['queries_page_n']}" if growth else ""
+        if growth and growth["grows"]:
+            pages += " N+1"
+        errors = ", ".join(f"{k}: {v}" for k, v in row["errors"].items()) or "none"
+        lines.append(f"{name:<18} {row['kind']:<6} {row['count']:>4} {row['p50_ms']:>7.1f} "
+                     f"{row['p95_ms']:>7.1f} {row['p99_ms']:>7.1f} {base or 0:>8.1f} {ratio:>8} "
+                     f"{q:>8} {pages:>9}  {errors}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def verdict(rows: dict[str, dict]) -> tuple[bool, list[str]]:
+    short = [f"{name} (p95 {row['p95_ms']:.0f} ms{', errors' if row['errors'] else ''})"
+             for name, row in rows.items() if row["kind"] in TARGET_KINDS
+             and (row["p95_ms"] >= TARGET_P95_MS or row["errors"])]  # fmt: skip
+    return not short, short
+
+
+def print_report(report: dict[str, Any]) -> None:
+    best = report["rounds"][report["best_round"]]
+    print(f"\nCPU: {report['cpu']} x {report['cores']} cores | gunicorn workers: "
+          f"{report['workers']} | clients: {report['clients']} | lab: {report['lab']}")  # fmt: skip
+    print(f"load average (1, 5, 15 min): start {report['loadavg_start']}, after baseline "
+          f"{report['loadavg_baseline']}")  # fmt: skip
+    for i, rnd in enumerate(report["rounds"]):
+        print(f"round {i + 1}: {rnd['requests']} requests in {rnd['seconds']:.1f} s = "
+              f"{rnd['throughput_rps']:.0f} req/s, load average after {rnd['loadavg']}, "
+              f"busiest other processes: "
+              + ("; ".join(f"{p['cores']} cores {p['command'][:50]}" for p in rnd["others"])
+                 or "none"))  # fmt: skip
+    print(
+        f"\nround {report['best_round'] + 1} (best throughput), {report['clients']} clients; "
+        f"base p50 = 1 client, one request at a time ({report['baseline_per_endpoint']} per "
+        "endpoint); queries: median(-max) per request, +s: streamed body's query not "
+        f"counted; q@1/q@{PAGE}: queries for a page of 1 and of {PAGE} rows; times in ms"
+    )
+    print(_table(best["endpoints"], report["baseline"], report["page_growth"]))
+    ok, short = verdict(best["endpoints"])
+    print(f"\nTARGET lists and object reads p95 < {TARGET_P95_MS:.0f} ms with no errors at "
+          f"{report['clients']} clients: {'MET' if ok else 'NOT MET'}"
+          + ("" if ok else f" ({len(short)} short: {', '.join(short)})")
+          + f" [load average {best['loadavg']}]")  # fmt: skip
+
+
+# --- Main -----------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    p.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    p.add_argument("--requests", type=int, default=60, help="per endpoint and round")
+    p.add_argument("--baseline", type=int, default=10, help="per endpoint, one at a time")
+    p.add_argument("--rounds", type=int, default=1, help="concurrent rounds (best tabled)")
+    p.add_argument("--images", type=int, default=100, help="phantom images (make_demo_lab)")
+    p.add_argument("--readers", type=int, default=4, help="readers, each reading every image")
+    p.add_argument("--maps", type=int, default=40, help="reading saliency maps (and half as "
+                   "many pooled per image)")  # fmt: skip
+    p.add_argument("--versions", type=int, default=3, help="model versions, one evaluation each")
+    p.add_argument("--eval-rows", type=int, default=120, help="rows per evaluation")
+    p.add_argument("--jobs", type=int, default=10, help="queued training jobs besides")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--database-url", default=os.environ.get(
+        "LOADBENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432"),
+        help="a PostgreSQL server: a scratch database is created on it and dropped")  # fmt: skip
+    p.add_argument("--json", help="also write the report here")
+    return p
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _django(work: Path, database_url: str) -> None:
+    """Django over the scratch database and ``work``, migrated (before any settings import)."""
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": str(work),
+        "MEDIA_ROOT": str(work / "media"), "STORAGE_CACHE_DIR": str(work / "cache"),
+        "DATABASE_URL": database_url, "CELERY_BROKER_URL": "memory://", "DEBUG": "false",
+        "SECRET_KEY": "loadbench-" + "x" * 50, "EVALUATE_NEW_VERSIONS": "false",
+    })  # fmt: skip
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def run_baseline(port: int, lab: Lab, reqs: list[Req], server_pid: int, db_name: str):
+    """One request at a time, endpoint after endpoint, with the CPU each endpoint's requests
+    cost gunicorn and the database (ms per request)."""
+    results, cpu = [], {}
+    for name in dict.fromkeys(r.endpoint for r in reqs):
+        group = [r for r in reqs if r.endpoint == name]
+        web0, db0 = our_cpu(server_pid, db_name)
+        results += run_phase(port, lab.token, group, 1)[0]
+        web1, db1 = our_cpu(server_pid, db_name)
+        cpu[name] = (1000 * (web1 - web0) / len(group), 1000 * (db1 - db0) / len(group))
+    return results, cpu
+
+
+def run_round(port: int, lab: Lab, reqs: list[Req], clients: int, server_pid: int,
+              db_name: str, order: list[str]) -> dict[str, Any]:  # fmt: skip
+    before, own0 = _cpu_times(), time.process_time()
+    results, seconds = run_phase(port, lab.token, reqs, clients)
+    after, own1 = _cpu_times(), time.process_time()
+    web = {server_pid, *_children(server_pid, after)}
+    n = len(results)
+
+    def used(pids) -> float:
+        return sum(after[p][0] - before.get(p, (0.0,))[0] for p in pids if p in after)
+
+    return {
+        "requests": n, "seconds": round(seconds, 2), "throughput_rps": round(n / seconds, 1),
+        "loadavg": _loadavg(),
+        "cpu_ms_per_request": {
+            "web": round(1000 * used(web) / n, 2),
+            "db": round(1000 * used([p for p in after if db_name in after[p][1]]) / n, 2),
+            "client": round(1000 * (own1 - own0) / n, 2),
+        },
+        "others": other_busy(before, after, {os.getpid(), *web}, db_name, seconds),
+        "endpoints": summarize(results, order),
+    }  # fmt: skip
+
+
+def measure(args, lab: Lab, server_pid: int, port: int, db_name: str) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    order = [name for name, _kind, _path in endpoints(lab)]
+    loadavg_start = _loadavg()
+    # Warm-up, untimed: every worker imports what each view needs once.
+    run_phase(port, lab.token, plan(lab, args.workers, rng, "warm", True), args.workers)
+    page_growth = probe_page_growth(port, lab)
+    base_results, cpu = run_baseline(port, lab, plan(lab, args.baseline, rng, "base", False),
+                                     server_pid, db_name)  # fmt: skip
+    baseline = summarize(base_results, order)
+    for name, (web, db) in cpu.items():
+        baseline[name].update(web_cpu_ms=round(web, 2), db_cpu_ms=round(db, 2))
+    loadavg_baseline = _loadavg()
+    rounds = [
+        run_round(port, lab, plan(lab, args.requests, rng, f"r{i}", True), args.clients,
+                  server_pid, db_name, order)
+        for i in range(args.rounds)
+    ]  # fmt: skip
+    best = max(range(len(rounds)), key=lambda i: rounds[i]["throughput_rps"])
+    report = {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "workers": args.workers,
+        "clients": args.clients, "lab": lab.counts, "requests_per_endpoint": args.requests,
+        "baseline_per_endpoint": args.baseline, "loadavg_start": loadavg_start,
+        "loadavg_baseline": loadavg_baseline, "page_growth": page_growth, "baseline": baseline,
+        "rounds": rounds, "best_round": best, "target_p95_ms": TARGET_P95_MS,
+        "server_errors_in_baseline": sum(r.status.startswith("5") for r in base_results),
+    }  # fmt: skip
+    report["target_met"], report["short"] = verdict(rounds[best]["endpoints"])
+    return report
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parser().parse_args(argv)
+    if args.images < 12:
+        _parser().error("--images must be at least 12 (4 per class: the snapshot's split)")
+    signal.signal(signal.SIGTERM, _interrupt)
+    db_name = f"loadbench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin_url, database_url = f"{_server(args)}/postgres", f"{_server(args)}/{db_name}"
+    work = Path(tempfile.mkdtemp(prefix="loadbench-"))
+    server, created = None, False
+    try:
+        _admin(admin_url, f'CREATE DATABASE "{db_name}"')
+        created = True
+        started = time.perf_counter()
+        _django(work, database_url)
+        lab = load_lab(args)
+        load_s = time.perf_counter() - started
+        from django.db import connections
+
+        connections.close_all()
+        server, port = start_gunicorn(work, database_url, args.workers)
+        report = measure(args, lab, server.pid, port, db_name)
+        report["lab_load_seconds"] = round(load_s, 1)
+        print_report(report)
+        errors = [line for line in (work / "gunicorn.log").read_text(errors="replace").splitlines()
+                  if " ERROR " in line or "Traceback" in line or line.startswith(" ")]  # fmt: skip
+        if errors:
+            print("\ngunicorn's errors (last 40 lines):\n" + "\n".join(errors[-40:]))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1))
+        return report
+    finally:
+        if server is not None:
+            stop_gunicorn(server)
+        if "django.db" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        if created:
+            _admin(admin_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _server(args) -> str:
+    """``--database-url`` without any database name."""
+    return urlsplit(args.database_url)._replace(path="").geturl()
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
