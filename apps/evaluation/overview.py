@@ -27,6 +27,27 @@ def _mean(row: dict | None, metric: str) -> float | None:
     return stats.get("mean")
 
 
+#: Metrics where lower is better.
+LOWER_IS_BETTER = frozenset({"kl"})
+
+
+def place(metric: str, model: float, centre: float | None, ceiling: float | None):
+    """Where ``model`` stands from the centre bias (0) to the inter-observer ceiling (1), and
+    how to say it: None where the readers agree no better than the centre bias on ``metric``
+    (in its direction), since a share of that gap means nothing."""
+    if centre is None or ceiling is None:
+        return None, "–"
+    gain = centre - ceiling if metric in LOWER_IS_BETTER else ceiling - centre
+    if gain <= 0:
+        return None, "no gap: the readers agree no better than the centre bias"
+    between = (model - centre) / (ceiling - centre)
+    if between < 0:
+        return between, "below the centre bias"
+    if between > 1:
+        return between, "above the ceiling"
+    return between, f"{between:.0%}"
+
+
 def headline(evaluation: Evaluation) -> dict[str, Any]:
     """The model, the centre bias and the ceiling side by side for the headline metrics, with
     where the model stands between the two (0: the centre bias, 1: the ceiling)."""
@@ -38,11 +59,9 @@ def headline(evaluation: Evaluation) -> dict[str, Any]:
             continue
         centre = _mean(summary.get("centre_bias"), metric)
         ceiling = _mean(summary.get("ceiling"), metric)
-        between = None
-        if centre is not None and ceiling is not None and ceiling != centre:
-            between = (model - centre) / (ceiling - centre)
+        between, where = place(metric, model, centre, ceiling)
         rows.append({"metric": metric, "label": label, "model": model, "centre_bias": centre,
-                     "ceiling": ceiling, "between": between})  # fmt: skip
+                     "ceiling": ceiling, "between": between, "place": where})  # fmt: skip
     classification = evaluation.classification or {}
     return {
         "evaluation": evaluation,
