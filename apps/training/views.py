@@ -37,6 +37,15 @@ class JobForm(forms.Form):
                                 help_text="Leave empty for the preset's.")  # fmt: skip
     base_channels = forms.IntegerField(required=False, min_value=1, max_value=256)
     batch_size = forms.IntegerField(required=False, min_value=1, max_value=1024)
+    seed = forms.IntegerField(
+        required=False, min_value=0, max_value=2**31 - 1,
+        help_text="Another seed trains another model on the same data.",
+    )  # fmt: skip
+    alias = forms.RegexField(
+        services.ALIAS, max_length=60, required=False, label="Alias on success",
+        error_messages={"invalid": services.ALIAS_RULE},
+        help_text="Set this alias (such as production) on the model when the job succeeds.",
+    )  # fmt: skip
 
     def __init__(self, *args, lab, **kwargs):
         super().__init__(*args, **kwargs)
@@ -78,12 +87,13 @@ def job_list(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("Your role in this lab does not allow starting training.")
         if form.is_valid():
             data = dict(form.cleaned_data)
-            overrides = {k: data[k] for k in ("epochs", "base_channels", "batch_size")
+            overrides = {k: data[k] for k in ("epochs", "base_channels", "batch_size", "seed")
                          if data.get(k) is not None}  # fmt: skip
             try:
                 job = services.job_create(
                     snapshot=data["snapshot"], actor=request.user, preset=data["preset"],
                     name=data.get("name") or "", overrides=overrides,
+                    alias=data.get("alias") or "",
                 )  # fmt: skip
             except ValidationError as exc:
                 for field, errors in getattr(exc, "error_dict", {None: exc.error_list}).items():

@@ -15,7 +15,8 @@ if (source && window.Plotly) {
       title: { text: box.dataset.title, font: { size: 14 } },
       height: 280,
       margin: { l: 50, r: 10, t: 40, b: 40 },
-      xaxis: { title: { text: "epoch" } },
+      // Whole epochs only: a tick every epoch up to ten, then every tenth of the run.
+      xaxis: { title: { text: "epoch" }, tick0: 1, dtick: Math.max(1, Math.ceil((curves.epoch || []).length / 10)) },
       yaxis: { type: box.dataset.log ? "log" : "linear" },
     };
     window.Plotly.newPlot(box, traces, layout, { displaylogo: false, responsive: true });

@@ -22,7 +22,8 @@ async function poll(row) {
     bar.max = status.max_epochs || 1;
     bar.value = status.epoch + (status.num_batches ? status.batch / status.num_batches : 0);
   }
-  set(".job-state", status.status);
+  // As the server renders it: "Running", not "running".
+  set(".job-state", status.status.charAt(0).toUpperCase() + status.status.slice(1));
   set(".job-position", status.queue_position ? `#${status.queue_position} in queue` : "");
   set(".job-epoch", `${status.epoch}/${status.max_epochs}`);
   set(".job-batch", `${status.batch}/${status.num_batches}`);

@@ -69,3 +69,18 @@ def test_another_lab_sees_nothing(snapshot, personas):
     # Lab A's snapshot is no choice in lab B's form.
     assert other.post("/training/", {"snapshot": snapshot.pk, "preset": "quick"}).status_code == 200
     assert TrainingJob.objects.count() == 1
+
+
+def test_the_form_takes_a_seed_and_an_alias_to_set_on_success(snapshot, personas, monkeypatch):
+    monkeypatch.setattr(services, "_enqueue", lambda job_id: None)
+    client = _client(personas.researcher_a)
+    form = {"snapshot": snapshot.pk, "preset": "quick", "epochs": 1, "base_channels": 4}
+    bad = client.post("/training/", {**form, "alias": "Not A Slug"})
+    assert bad.status_code == 200 and "lowercase letters" in bad.content.decode()
+    assert not TrainingJob.objects.exists()
+    response = client.post("/training/", {**form, "seed": 7, "alias": "candidate"})
+    assert response.status_code == 302
+    job = TrainingJob.objects.get()
+    assert job.config["seed"] == 7 and job.alias_on_success == "candidate"
+    services.job_run(job_id=job.pk)
+    assert ModelAlias.objects.get(name="candidate").version == job.version
