@@ -119,3 +119,13 @@ def test_a_gpu_worker_on_another_machine_shares_database_broker_and_store():
     assert set(env) - listed - {"DJANGO_SETTINGS_MODULE"} == set()
     assert worker["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
     importlib.import_module(env["DJANGO_SETTINGS_MODULE"])
+
+
+def test_the_web_health_check_host_is_allowed_by_default():
+    """The health check asks 127.0.0.1; with DEBUG off Django answers a host it does not allow
+    with 400, and the container would be reported unhealthy."""
+    web = COMPOSE["services"]["web"]
+    check = " ".join(web["healthcheck"]["test"])
+    assert "127.0.0.1" in check, check
+    default = web["environment"]["ALLOWED_HOSTS"].split(":-", 1)[1].rstrip("}")
+    assert "127.0.0.1" in default.split(","), default

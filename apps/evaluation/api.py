@@ -158,6 +158,8 @@ class EvaluationImageSerializer(serializers.ModelSerializer):
 
 
 CSV_COLUMNS = ["key", "label", "pred", "correct", *METRICS]
+# What the rows never read of their snapshot item (only its image id).
+ITEM_UNUSED = ("item__reading_ids", "item__reader_targets")
 
 _IMAGE_PARAMS = [
     OpenApiParameter(
@@ -259,6 +261,12 @@ class EvaluationViewSet(
     def get_serializer_class(self):
         return EvaluationDetailSerializer if self.action == "retrieve" else EvaluationSerializer
 
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "list":  # what only the detail shows
+            queryset = queryset.defer("summary", "classification", "traceback")
+        return queryset
+
     @extend_schema(
         request=EvaluationCreateSerializer, responses={202: EvaluationDetailSerializer},
         description="Evaluate a model version on a split of a ready snapshot (default: the "
@@ -309,7 +317,7 @@ class EvaluationViewSet(
             raise ValidationError({exc.args[0]: [exc.args[1]]}) from None
         if request.accepted_renderer.format == "csv":
             return _images_csv(rows, f"evaluation-{evaluation.pk}-images.csv")
-        page = self.paginate_queryset(rows.select_related("item"))
+        page = self.paginate_queryset(rows.select_related("item").defer(*ITEM_UNUSED))
         return self.get_paginated_response(EvaluationImageSerializer(page, many=True).data)
 
     @extend_schema(
@@ -378,7 +386,11 @@ class EvaluationImageViewSet(
     """Per-image rows of your labs' evaluations (``?evaluation=`` to choose one; sorting and
     CSV are at ``/evaluations/{id}/images/``), and each image's stored map."""
 
-    queryset = EvaluationImage.objects.select_related("item", "evaluation")
+    # The evaluation only for its lab (permissions), the item only for its image: not their big
+    # JSON, which would be decoded again for every row of a page.
+    queryset = EvaluationImage.objects.select_related("item", "evaluation").defer(
+        *ITEM_UNUSED, "evaluation__summary", "evaluation__classification", "evaluation__traceback"
+    )
     serializer_class = EvaluationImageSerializer
     lab_field = "evaluation__lab"
     filterset_fields = ["evaluation", "label", "correct"]

@@ -29,6 +29,8 @@ def _mean(row: dict | None, metric: str) -> float | None:
 
 #: Metrics where lower is better.
 LOWER_IS_BETTER = frozenset({"kl"})
+#: A gap from the centre bias to the ceiling smaller than the table's last digit shows is none.
+GAP_MIN = 5e-4
 
 
 def place(metric: str, model: float, centre: float | None, ceiling: float | None):
@@ -38,7 +40,7 @@ def place(metric: str, model: float, centre: float | None, ceiling: float | None
     if centre is None or ceiling is None:
         return None, "–"
     gain = centre - ceiling if metric in LOWER_IS_BETTER else ceiling - centre
-    if gain <= 0:
+    if gain < GAP_MIN:
         return None, "no gap: the readers agree no better than the centre bias"
     between = (model - centre) / (ceiling - centre)
     if between < 0:

@@ -277,7 +277,11 @@ def evaluation_gallery(request: HttpRequest, pk: int) -> HttpResponse:
     their difference over the X-ray with the fixations; sorted by a metric (worst first by
     default), filtered by true class and by right or wrong prediction."""
     evaluation = _evaluation_or_404(request, pk)
-    form = GalleryForm(request.GET or None, classes=list(evaluation.classes))
+    query = None
+    if request.GET:  # a query without a sort (a page link, a filter) sorts, and shows, the default
+        query = request.GET.copy()
+        query["ordering"] = query.get("ordering") or GALLERY_DEFAULT_ORDERING
+    form = GalleryForm(query, classes=list(evaluation.classes))
     ordering, label, correct, status = GALLERY_DEFAULT_ORDERING, None, None, 200
     if form.is_bound:
         if form.is_valid():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import numpy as np
 import pytest
@@ -168,6 +169,10 @@ def test_gallery_sorts_and_filters(evaluation, personas):
         response = client.get(f"/evaluations/{evaluation.pk}/gallery/?{query}")
         assert response.status_code == 400 and b'class="error"' in response.content, query
     assert client.get(f"/evaluations/{evaluation.pk}/gallery/?page=999").status_code == 200
+    # A query without a sort (a page link) sorts by the default and its select says so.
+    paged = client.get(f"/evaluations/{evaluation.pk}/gallery/?page=1").content.decode()
+    assert _keys(paged.encode()) == by_cc
+    assert re.search(r'<option value="cc"[^>]*selected', paged), "the select shows another sort"
 
 
 def test_gallery_queries_do_not_grow_with_the_images(evaluation, personas):
