@@ -93,6 +93,8 @@ def detect_format(source: str | os.PathLike[str] | bytes) -> str:
         return "neon"
     if "section id" in cells and ("gaze x [px]" in cells or "fixation x [px]" in cells):
         return "neon_scene_camera"
+    if {"section id", "section start time [ns]"} <= cells:
+        return "neon_sections"
     if "section id" in cells:
         return "neon_companion"
     if {"CURRENT_FIX_X", "CURRENT_FIX_Y"} <= cells:

@@ -141,13 +141,22 @@ FORMATS: dict[str, FormatSpec] = _specs(
         "markers around the image and upload its gaze.csv or fixations.csv (positions on the "
         "surface)",
     ),
-    # Not attached to Neon uploads (companion_for None): the detected table may be sections,
-    # surface positions or events alike, so it is refused as it always was.
+    # Pupil Cloud's sections.csv (its section start and end times): attached to the Neon gaze or
+    # fixations uploaded with it, whose sections it names as stimuli.
+    _refused(
+        "neon_sections", "pupil",
+        _companion(
+            "Pupil Cloud's sections.csv (a companion table)",
+            "upload gaze.csv or fixations.csv and give sections.csv with it",
+        ),
+        companion_for="neon",
+    ),
+    # Other Pupil Cloud tables with a section id (surface positions, events): not read.
     _refused(
         "neon_companion", "pupil",
         _companion(
-            "a Pupil Cloud companion table (sections / surface positions / events)",
-            "upload gaze.csv or fixations.csv and give sections.csv with it",
+            "a Pupil Cloud companion table (surface positions / events)",
+            "upload gaze.csv or fixations.csv, with sections.csv if you have it",
         ),
     ),
     FormatSpec(

@@ -62,3 +62,35 @@ def test_real_tobii_export_naming_only_its_calibration(personas, session, images
     assert [c["name"] for c in rec.quality["calibration_screens"]] == [CALIBRATION_STIMULUS]
     [reading] = Reading.objects.filter(recording=rec)
     assert reading.image == images[0] and reading.fixation_count > 0
+
+
+NEON = FORMATS_DIR / "pupil_labs_neon_cloud"
+
+
+@needs(FORMATS_DIR)
+def test_neon_marker_mapper_gaze_with_its_sections_csv(personas, session, images, queued):
+    """Pupil Cloud's sections.csv goes with the Marker Mapper gaze.csv as its companion (it was
+    refused, with a message asking for exactly this): its sections, named by their start event,
+    are the stimuli. Alone it is refused naming the way out."""
+    images[0].key = "T1encodeBegin"  # the export's section starts with this event
+    images[0].save(update_fields=["key"])
+    client = client_for(personas.researcher_a)
+    gaze, sections = (
+        NEON / "DEV_markermapper_gaze_first300.csv",
+        NEON / "DEV_markermapper_sections.csv",
+    )
+    with open(gaze, "rb") as g, open(sections, "rb") as s:
+        body = {"session": session.pk, "files": [g, s]}
+        response = client.post("/api/v1/recordings/", body, format="multipart")
+    assert response.status_code == 201, response.json()
+    rec = Recording.objects.get()
+    assert rec.format == "neon" and rec.companion_name == sections.name
+    services.recording_parse(recording_id=queued[0])
+    rec.refresh_from_db()
+    assert rec.status == "done", rec.errors
+    assert [r.image for r in Reading.objects.filter(recording=rec)] == [images[0]]
+
+    alone = post(personas.researcher_a, session, sections)
+    assert alone.status_code == 400
+    assert "give sections.csv with it" in alone.json()["error"]["message"]
+    assert Recording.objects.count() == 1

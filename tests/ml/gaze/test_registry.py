@@ -28,6 +28,7 @@ def test_every_format_is_read_or_refused_and_companions_point_both_ways() -> Non
     assert companion_formats() == {
         "egd_cxr_master_sheet": "egd_cxr",
         "reflacx_metadata": "reflacx",
+        "neon_sections": "neon",
     }
     for companion, described in companion_formats().items():
         assert FORMATS[companion].refused  # alone, a companion is no gaze data
@@ -69,6 +70,8 @@ def test_a_spec_is_checked() -> None:
         (b"id,dicom_id,eye_tracking_data_discarded\nP1,abc,False\n", "reflacx_metadata"),
         (b"section id,recording id,gaze x [px],gaze y [px]\n1,2,3,4\n", "neon_scene_camera"),
         (b"section id,recording id,start event name\n1,2,a\n", "neon_companion"),
+        (b"section id,recording id,section start time [ns],section end time [ns]\n1,2,3,4\n",
+         "neon_sections"),
     ],
 )
 def test_refused_formats_are_refused_with_their_message(tmp_path, content, name) -> None:
