@@ -162,12 +162,15 @@ def read_eyelink_asc(
                 m = _MSG.match(line)
                 if not m:
                     continue
-                t = float(m.group(1)) - (int(m.group(2)) if m.group(2) else 0)
+                logged = float(m.group(1))
+                t = logged - (int(m.group(2)) if m.group(2) else 0)
                 text = m.group(3)
                 rec.messages.append((t, text))
-                if t < last_msg_t:
+                # Order by the time each message was logged: an offset legitimately places an
+                # event before or after its neighbours (Experiment Builder's "-8 !V IMGLOAD").
+                if logged < last_msg_t:
                     out_of_order.append(n)
-                last_msg_t = max(last_msg_t, t)
+                last_msg_t = max(last_msg_t, logged)
                 # A message written after samples cannot belong before them: edited files
                 # (pitfall 3) carry such times; interval bounds use the clamped time.
                 t_eff = max(t, last_data_t)

@@ -265,3 +265,31 @@ def test_asc_time_running_backwards_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(GazeFormatError, match="line 6.*time runs backwards"):
         read_recording(path)
+
+
+def _asc_with_messages(tmp_path: Path, messages: str) -> Path:
+    path = tmp_path / "messages.asc"
+    path.write_text(
+        "** CONVERTED FROM x.edf\nSTART\t100 \tLEFT\tSAMPLES\tEVENTS\n"
+        "SAMPLES\tGAZE\tLEFT\tRATE\t1000.00\n" + messages
+        + "".join(f"{t}\t1.0\t2.0\t300.0\t...\n" for t in range(100, 140)) + "END\t140\n"
+    )  # fmt: skip
+    return path
+
+
+def test_an_offset_message_is_not_out_of_order(tmp_path: Path) -> None:
+    """``MSG t -8 !V IMGLOAD`` (Experiment Builder: the image shows 8 ms after the message) puts
+    its event after the next message's; the file is in order by the times messages were
+    logged, so there is no warning, and the event keeps its own time."""
+    rec = read_recording(_asc_with_messages(
+        tmp_path, "MSG\t100 -8 !V IMGLOAD FILL img.png\nMSG\t104 TRIALID 1\n"
+    ))  # fmt: skip
+    assert not [w for w in rec.warnings if "earlier than a preceding message" in w]
+    assert (108.0, "!V IMGLOAD FILL img.png") in rec.messages
+
+
+def test_messages_logged_out_of_order_are_reported(tmp_path: Path) -> None:
+    rec = read_recording(_asc_with_messages(
+        tmp_path, "MSG\t110 TRIALID 1\nMSG\t104 TRIALID 2\n"
+    ))  # fmt: skip
+    assert any("1 message(s) earlier than a preceding message" in w for w in rec.warnings)

@@ -182,6 +182,10 @@ def parse_asc(path: Path) -> dict:
 def test_eyelink_asc_parses_back_to_the_truth(at1000, tmp_path):
     paths = write_eyelink_asc(at1000, tmp_path / "session.asc", seed=3)
     asc = parse_asc(paths["asc"])
+    from ml.gaze import read_recording
+
+    warnings = read_recording(paths["asc"]).warnings  # its "-8 !V IMGLOAD" offsets are in order
+    assert not [w for w in warnings if "earlier than a preceding message" in w], warnings
     assert asc["header"][0].startswith("** CONVERTED FROM") and asc["header"][1].startswith(
         "** DATE:"
     )
