@@ -124,7 +124,17 @@ def lab_delete_impact(*, lab: Lab) -> list[tuple[str, int]]:
         if n:
             counts[_IMPACT_NAMES.get(label, str(model._meta.verbose_name_plural))] = n
     order = list(_IMPACT_NAMES.values())
-    return sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99)
+    rows = sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99)
+    return [(_one(what) if n == 1 else what, n) for what, n in rows]
+
+
+def _one(plural: str) -> str:
+    """The singular of one of the plural names above ("1 reader", "1 model alias")."""
+    if plural.endswith("ies"):
+        return plural[:-3] + "y"
+    if plural.endswith(("ches", "ases", "sses")):
+        return plural[:-2]
+    return plural.removesuffix("s")
 
 
 # --- Quality thresholds of the gaze grade ------------------------------------------------------

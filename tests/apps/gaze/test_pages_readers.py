@@ -165,7 +165,7 @@ def test_bad_input_is_shown_on_its_field_and_stores_nothing(personas, reader, bo
     response = client.post("/readers/", body)
     assert response.status_code == 400
     html = response.content.decode()
-    error = re.search(rf'<p class="error" id="id_{field}_error">(.*?)</p>', html)
+    error = re.search(rf'<div class="error" id="id_{field}_error"><p>(.*?)</p>', html)
     assert error and message in error.group(1), html
     assert Reader.objects.count() == 1
 
@@ -198,7 +198,7 @@ def test_editing_to_a_taken_code_is_refused_on_the_field(personas, reader):
     response = login(personas.admin_a).post(f"/readers/{reader.pk}/", {"code": "R2"})
     assert response.status_code == 400
     html = response.content.decode()
-    assert re.search(r'id="id_code_error">The lab has a reader [^<]*R2[^<]* already', html)
+    assert re.search(r'id="id_code_error"><p>The lab has a reader [^<]*R2[^<]* already', html)
     assert "<h1>Reader R1</h1>" in html  # the page shows the reader as stored
     assert _fields(reader) == before
 

@@ -130,7 +130,7 @@ def _edit(session: ReadingSession, **changes: str) -> dict:
 
 
 def _error(html: str, field: str) -> str:
-    match = re.search(rf'<p class="error" id="id_{field}_error">(.*?)</p>', html)
+    match = re.search(rf'<div class="error" id="id_{field}_error"><p>(.*?)</p>', html)
     assert match, f"no error on {field}"
     return unescape(match.group(1))
 

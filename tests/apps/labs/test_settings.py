@@ -248,6 +248,18 @@ def test_thresholds_through_the_api(personas):
     assert Lab.objects.get(pk=personas.lab_a.pk).quality_thresholds == {"min_fixations": 4}
 
 
+@pytest.mark.parametrize(
+    "plural, one",
+    [("readers", "reader"), ("de-identification audit entries", "de-identification audit entry"),
+     ("model aliases", "model alias"), ("upload batches", "upload batch"),
+     ("label classes", "label class"), ("saliency maps", "saliency map")],
+)  # fmt: skip
+def test_one_of_a_kind_is_said_in_the_singular(plural, one):
+    from apps.labs.services import _one
+
+    assert _one(plural) == one
+
+
 # --- Delete the lab -------------------------------------------------------------------------------
 
 
@@ -255,7 +267,7 @@ def test_delete_needs_the_lab_name_typed_and_says_what_goes(client, personas, ph
     parsed_recording(personas.lab_a, personas.researcher_a, phantoms, tmp_path)
     client.force_login(personas.admin_a)
     page = client.get("/settings/").content.decode()
-    for line in ("4 memberships", "3 images", "1 readers", "1 recordings", "2 readings"):
+    for line in ("4 memberships", "3 images", "1 reader", "1 recording", "2 readings"):
         assert f"<li>{line}</li>" in page, line
     assert "Type “Lab A” to confirm" in page
     lab = personas.lab_a.pk
