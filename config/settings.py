@@ -79,6 +79,10 @@ MIDDLEWARE = [
     "apps.labs.middleware.CurrentLabMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into the 429 page
 ]
+# Benchmarks (apps.core.loadbench): an X-Query-Count header on every response. Off: not installed.
+QUERY_COUNT_HEADER = env_bool("QUERY_COUNT_HEADER", default=False)
+if QUERY_COUNT_HEADER:
+    MIDDLEWARE.insert(0, "apps.core.querycount.QueryCountMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

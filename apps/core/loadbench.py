@@ -1,26 +1,31 @@
 """API load benchmark against the production set-up: gunicorn, PostgreSQL, DEBUG off.
 
     .venv/bin/python -m apps.core.loadbench [--clients 32] [--workers 4] [--requests 60]
-        [--baseline 10] [--rounds 1] [--images 100] [--readers 4] [--json report.json]
+        [--baseline 20] [--rounds 3] [--sweep 8,16] [--images 100] [--readers 4]
+        [--json report.json]
 
 Creates a scratch PostgreSQL database on ``--database-url`` (dropped afterwards), migrates it and
-loads a lab through the services uploads go through: ``make_demo_lab --size small`` (phantom
-DICOMs, simulated readers' vendor exports parsed into readings and fixations), reading and
-pooled saliency maps, a built snapshot, model versions with evaluations (``apps.evaluation.bench``'s
-helpers) and queued training jobs. A researcher of the lab gets an API token. Then gunicorn
-(``config.wsgi``, ``--workers``, as ``docker/compose.yaml`` runs it) serves on 127.0.0.1 with DEBUG
-off and ``QUERY_COUNT_HEADER`` on, its files under a temporary folder; requests carry
-``X-Forwarded-Proto: https`` as the TLS proxy in front of it would.
+loads a lab through the services (``apps.core.loadbench_lab``): ``make_demo_lab --size small``
+(phantom DICOMs; simulated readers' vendor exports parsed into readings and fixations), reading
+and pooled saliency maps, a built snapshot, model versions with evaluations and queued training
+jobs; a researcher of the lab gets an API token. Then gunicorn serves ``config.wsgi`` as
+``docker/compose.yaml`` runs it (``--workers``, DEBUG off) on 127.0.0.1, with its files under a
+temporary folder and ``QUERY_COUNT_HEADER`` on; requests carry ``X-Forwarded-Proto: https``, as
+the TLS proxy in front of it would.
 
 Every endpoint (lists with filters, object reads, fixations as CSV, a saliency map PNG, an image
-upload) gets a fixed number of requests with seeded choices of filters and objects. After an
-untimed warm-up (which also asks each list for a page of 1 and a full page, to see whether its
-queries grow with the page), ``--baseline`` requests per endpoint go one at a time, then
-``--requests`` per endpoint, shuffled, from ``--clients`` concurrent clients (no think time);
-``--rounds`` repeats the concurrent phase (the best round by throughput is tabled). Prints per
-endpoint count, p50/p95/p99 latency, the 1-client baseline p50, errors by status and queries per
-request (``X-Query-Count``), with the CPU, the load average and the busiest other processes, and
-whether lists and object reads meet the target (p95 < 150 ms, no errors).
+upload) gets a fixed number of requests, with seeded choices of filters and objects. After an
+untimed warm-up, each list is asked for a page of 1 row and one of 50 (N+1: the queries grow);
+then ``--baseline`` requests per endpoint go one at a time (the baseline, with the CPU each
+endpoint costs gunicorn and the database), then ``--requests`` per endpoint, shuffled, from
+``--clients`` concurrent clients with no think time, ``--rounds`` times (the round of the best
+throughput is tabled), then one round at each ``--sweep`` client count.
+
+Prints per endpoint count, p50/p95/p99 latency, the baseline p50 and the ratio to it, CPU,
+response size, errors by status and queries per request (``X-Query-Count``); with the CPU model
+and cores, and for each round the load average, the cores busy (ours, other processes', stolen)
+and the busiest other processes; the capacity the mix's CPU cost leaves (the latency floor at
+``--clients``); and whether lists and object reads meet the target (p95 < 150 ms, no errors).
 
 Everything is removed at the end, on failure and on Ctrl-C too: gunicorn, the database, the
 temporary folder.
@@ -66,6 +71,7 @@ class Result:
     ms: float
     queries: int | None
     streaming: bool
+    nbytes: int = 0
     body: bytes = b""
 
 
@@ -89,7 +95,7 @@ def send(port: int, token: str, req: Req, keep_body: bool = False) -> Result:
     queries = answer.getheader("X-Query-Count")
     return Result(req.endpoint, req.kind, str(answer.status), ms,
                   int(queries) if queries is not None else None,
-                  answer.getheader("X-Query-Count-Streaming") == "true",
+                  answer.getheader("X-Query-Count-Streaming") == "true", len(body),
                   body if keep_body else b"")  # fmt: skip
 
 
@@ -97,10 +103,12 @@ def run_phase(port: int, token: str, reqs: list[Req], clients: int) -> tuple[lis
     """Send ``reqs`` from ``clients`` threads, each taking the next request when done."""
     started = time.perf_counter()
     if clients <= 1:
-        results = [send(port, token, req) for req in reqs]
-    else:
-        with ThreadPoolExecutor(max_workers=clients) as pool:
-            results = list(pool.map(lambda req: send(port, token, req), reqs))
+        return [send(port, token, req) for req in reqs], time.perf_counter() - started
+    pool = ThreadPoolExecutor(max_workers=clients)
+    try:
+        results = list(pool.map(lambda req: send(port, token, req), reqs))
+    finally:  # on Ctrl-C, the requests not sent yet are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
     return results, time.perf_counter() - started
 
 
@@ -127,6 +135,7 @@ def summarize(results: list[Result], order: list[str]) -> dict[str, dict[str, An
             "queries": queries[len(queries) // 2] if queries else None,
             "queries_max": queries[-1] if queries else None,
             "streaming": any(r.streaming for r in rows),
+            "kb": round(sorted(r.nbytes for r in rows)[len(rows) // 2] / 1024, 1),
         }  # fmt: skip
     return out
 
@@ -198,6 +207,13 @@ def our_cpu(server_pid: int, db_name: str) -> tuple[float, float]:
     return web, sum(cpu for cpu, cmd, _ppid in procs.values() if db_name in cmd)
 
 
+def _machine() -> tuple[float, float]:
+    """CPU seconds the machine has been busy (all but idle and iowait) and stolen, so far."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - fields[3] - fields[4] - fields[7]) / tick, fields[7] / tick
+
+
 def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -228,26 +244,31 @@ def start_gunicorn(work: Path, database_url: str, workers: int) -> tuple[subproc
         "QUERY_COUNT_HEADER": "true",
         "LOG_LEVEL": "WARNING",
     }
-    log = open(work / "gunicorn.log", "ab")  # noqa: SIM115 (the child writes it until stopped)
     bin_dir = Path(sys.executable).parent
-    server = subprocess.Popen(
-        [str(bin_dir / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--timeout", "300", "--log-level", "warning"],
-        cwd=Path(__file__).resolve().parents[2], env=env, stdout=log, stderr=log,
-        start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited ({server.returncode}); see {work}/gunicorn.log")
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/api/v1/me/", headers={"X-Forwarded-Proto": "https"})
-            conn.getresponse().read()
-            conn.close()
-            return server, port
-        time.sleep(0.25)
-    raise RuntimeError("gunicorn did not answer within 120 s")
+    with open(work / "gunicorn.log", "ab") as log:  # the child keeps its own handle
+        server = subprocess.Popen(
+            [str(bin_dir / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(workers), "--timeout", "300", "--log-level", "warning",
+             "--pid", str(work / "gunicorn.pid")],
+            cwd=Path(__file__).resolve().parents[2], env=env, stdout=log, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({server.returncode}): see its log")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/api/v1/me/", headers={"X-Forwarded-Proto": "https"})
+                conn.getresponse().read()
+                conn.close()
+                return server, port
+            time.sleep(0.25)
+        raise RuntimeError("gunicorn did not answer within 120 s")
+    except BaseException:
+        stop_gunicorn(server)
+        raise
 
 
 def stop_gunicorn(server: subprocess.Popen) -> None:
@@ -275,25 +296,30 @@ def _admin(url: str, sql: str) -> None:
 
 
 # --- The report -----------------------------------------------------------------------------
+def _queries(row: dict) -> str:
+    q = "-" if row["queries"] is None else str(row["queries"])
+    if row["queries_max"] is not None and row["queries_max"] != row["queries"]:
+        q += f"-{row['queries_max']}"
+    return q + ("+s" if row["streaming"] else "")
+
+
 def _table(rows: dict[str, dict], baseline: dict[str, dict], probe: dict[str, dict]) -> str:
-    lines = [f"{'endpoint':<18} {'kind':<6} {'n':>4} {'p50':>7} {'p95':>7} {'p99':>7} "
-             f"{'base p50':>8} {'p95/base':>8} {'queries':>8} {'q@1/q@50':>9}  errors"]  # fmt: skip
+    lines = [f"{'endpoint':<18} {'kind':<6} {'n':>4} {'p50':>6} {'p95':>6} {'p99':>6} "
+             f"{'| base':>6} {'p95/base':>8} {'web cpu':>7} {'db cpu':>6} {'kB':>5} {'queries':>7} "
+             f"{'q@1/q@50':>9}  errors"]  # fmt: skip
     for name, row in rows.items():
-        base = baseline.get(name, {}).get("p50_ms")
-        ratio = f"{row['p95_ms'] / base:.1f}x" if base else "-"
-        q = "-" if row["queries"] is None else str(row["queries"])
-        if row["queries_max"] is not None and row["queries_max"] != row["queries"]:
-            q += f"-{row['queries_max']}"
-        if row["streaming"]:
-            q += "+s"
+        base = baseline.get(name, {})
+        p50 = base.get("p50_ms")
+        ratio = f"{row['p95_ms'] / p50:.0f}x" if p50 else "-"
         growth = probe.get(name)
         pages = f"{growth['queries_page_1']}/{growth['queries_page_n']}" if growth else ""
         if growth and growth["grows"]:
             pages += " N+1"
         errors = ", ".join(f"{k}: {v}" for k, v in row["errors"].items()) or "none"
-        lines.append(f"{name:<18} {row['kind']:<6} {row['count']:>4} {row['p50_ms']:>7.1f} "
-                     f"{row['p95_ms']:>7.1f} {row['p99_ms']:>7.1f} {base or 0:>8.1f} {ratio:>8} "
-                     f"{q:>8} {pages:>9}  {errors}")  # fmt: skip
+        lines.append(f"{name:<18} {row['kind']:<6} {row['count']:>4} {row['p50_ms']:>6.0f} "
+                     f"{row['p95_ms']:>6.0f} {row['p99_ms']:>6.0f} {p50 or 0:>6.1f} {ratio:>8} "
+                     f"{base.get('web_cpu_ms', 0):>7.1f} {base.get('db_cpu_ms', 0):>6.1f} "
+                     f"{row['kb']:>5.0f} {_queries(row):>7} {pages:>9}  {errors}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -304,6 +330,17 @@ def verdict(rows: dict[str, dict]) -> tuple[bool, list[str]]:
     return not short, short
 
 
+def capacity(report: dict[str, Any]) -> dict[str, float]:
+    """What the machine allows the mix: its CPU per request in the tabled round (gunicorn, the
+    database and this client), the most requests per second all cores give at that cost, and
+    the latency every request then waits at least with ``clients`` always asking."""
+    cpu = report["rounds"][report["best_round"]]["cpu_ms_per_request"]
+    cpu_ms = cpu["web"] + cpu["db"] + cpu["client"]
+    most = 1000 * report["cores"] / cpu_ms if cpu_ms > 0 else float("inf")
+    return {"cpu_ms_per_request": round(cpu_ms, 2), "max_rps": round(most, 1),
+            "latency_floor_ms": round(1000 * report["clients"] / most, 1)}  # fmt: skip
+
+
 def print_report(report: dict[str, Any]) -> None:
     best = report["rounds"][report["best_round"]]
     print(f"\nCPU: {report['cpu']} x {report['cores']} cores | gunicorn workers: "
@@ -311,20 +348,38 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"load average (1, 5, 15 min): start {report['loadavg_start']}, after baseline "
           f"{report['loadavg_baseline']}")  # fmt: skip
     for i, rnd in enumerate(report["rounds"]):
+        cpu = rnd["cpu_ms_per_request"]
         print(f"round {i + 1}: {rnd['requests']} requests in {rnd['seconds']:.1f} s = "
-              f"{rnd['throughput_rps']:.0f} req/s, load average after {rnd['loadavg']}, "
-              f"busiest other processes: "
-              + ("; ".join(f"{p['cores']} cores {p['command'][:50]}" for p in rnd["others"])
+              f"{rnd['throughput_rps']:.0f} req/s; CPU ms per request: gunicorn {cpu['web']}, "
+              f"database {cpu['db']}, client {cpu['client']}; cores busy {rnd['cores_busy']} "
+              f"of which other processes {rnd['cores_others']}, stolen "
+              f"{rnd['cores_stolen']}; load average after {rnd['loadavg']}; busiest other "
+              "processes alive at its end (cores): "
+              + ("; ".join(f"{p['cores']} {p['command'][:60]}" for p in rnd["others"])
                  or "none"))  # fmt: skip
-    print(
-        f"\nround {report['best_round'] + 1} (best throughput), {report['clients']} clients; "
-        f"base p50 = 1 client, one request at a time ({report['baseline_per_endpoint']} per "
-        "endpoint); queries: median(-max) per request, +s: streamed body's query not "
-        f"counted; q@1/q@{PAGE}: queries for a page of 1 and of {PAGE} rows; times in ms"
-    )
+    print(f"\nround {report['best_round'] + 1} (best throughput), {report['clients']} clients, "
+          f"times in ms. | base: p50 at 1 client, one request at a time "
+          f"({report['baseline_per_endpoint']} per endpoint), with its CPU ms per request in "
+          "gunicorn (web) and the database (db). kB: median response. queries: median(-max) per "
+          f"request (+s: the streamed body's query is not counted); q@1/q@{PAGE}: a list's "
+          f"queries for pages of 1 and {PAGE} rows")  # fmt: skip
     print(_table(best["endpoints"], report["baseline"], report["page_growth"]))
+    cap = report["capacity"]
+    print(f"\ncapacity: the mix cost {cap['cpu_ms_per_request']} CPU ms per request in that "
+          "round (gunicorn, database, client), so "
+          f"{report['cores']} cores serve at most {cap['max_rps']:.0f} req/s, and "
+          f"{report['clients']} clients wait at least {cap['latency_floor_ms']:.0f} ms per "
+          "request (Little's law), whichever endpoint they call")  # fmt: skip
+    for clients, rnd in report["sweep"].items():
+        rows = [(r["p95_ms"], name) for name, r in rnd["endpoints"].items()
+                if r["kind"] in TARGET_KINDS]  # fmt: skip
+        print(
+            f"with {clients} clients: {rnd['throughput_rps']:.0f} req/s, lists and object "
+            f"reads p95 {min(rows)[0]:.0f}-{max(rows)[0]:.0f} ms (worst {max(rows)[1]}): "
+            f"{'MET' if rnd['target_met'] else 'NOT MET'} [load average {rnd['loadavg']}]"
+        )
     ok, short = verdict(best["endpoints"])
-    print(f"\nTARGET lists and object reads p95 < {TARGET_P95_MS:.0f} ms with no errors at "
+    print(f"TARGET lists and object reads p95 < {TARGET_P95_MS:.0f} ms with no errors at "
           f"{report['clients']} clients: {'MET' if ok else 'NOT MET'}"
           + ("" if ok else f" ({len(short)} short: {', '.join(short)})")
           + f" [load average {best['loadavg']}]")  # fmt: skip
@@ -336,8 +391,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=32, help="concurrent clients")
     p.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     p.add_argument("--requests", type=int, default=60, help="per endpoint and round")
-    p.add_argument("--baseline", type=int, default=10, help="per endpoint, one at a time")
-    p.add_argument("--rounds", type=int, default=1, help="concurrent rounds (best tabled)")
+    p.add_argument("--baseline", type=int, default=20, help="per endpoint, one at a time")
+    p.add_argument("--rounds", type=int, default=3, help="concurrent rounds (best tabled)")
     p.add_argument("--images", type=int, default=100, help="phantom images (make_demo_lab)")
     p.add_argument("--readers", type=int, default=4, help="readers, each reading every image")
     p.add_argument("--maps", type=int, default=40, help="reading saliency maps (and half as "
@@ -345,6 +400,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--versions", type=int, default=3, help="model versions, one evaluation each")
     p.add_argument("--eval-rows", type=int, default=120, help="rows per evaluation")
     p.add_argument("--jobs", type=int, default=10, help="queued training jobs besides")
+    p.add_argument(
+        "--sweep",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[],
+        help="after the rounds, one round at each of these client counts: 4,8,16",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--database-url", default=os.environ.get(
         "LOADBENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432"),
@@ -388,23 +449,27 @@ def run_baseline(port: int, lab: Lab, reqs: list[Req], server_pid: int, db_name:
 
 def run_round(port: int, lab: Lab, reqs: list[Req], clients: int, server_pid: int,
               db_name: str, order: list[str]) -> dict[str, Any]:  # fmt: skip
-    before, own0 = _cpu_times(), time.process_time()
+    before, own0, machine0 = _cpu_times(), time.process_time(), _machine()
     results, seconds = run_phase(port, lab.token, reqs, clients)
-    after, own1 = _cpu_times(), time.process_time()
+    after, own1, machine1 = _cpu_times(), time.process_time(), _machine()
     web = {server_pid, *_children(server_pid, after)}
     n = len(results)
 
     def used(pids) -> float:
         return sum(after[p][0] - before.get(p, (0.0,))[0] for p in pids if p in after)
 
+    cpu = {"web": used(web), "db": used([p for p in after if db_name in after[p][1]]),
+           "client": own1 - own0}  # fmt: skip
+    busy, steal = (machine1[i] - machine0[i] for i in range(2))
     return {
         "requests": n, "seconds": round(seconds, 2), "throughput_rps": round(n / seconds, 1),
         "loadavg": _loadavg(),
-        "cpu_ms_per_request": {
-            "web": round(1000 * used(web) / n, 2),
-            "db": round(1000 * used([p for p in after if db_name in after[p][1]]) / n, 2),
-            "client": round(1000 * (own1 - own0) / n, 2),
-        },
+        "cpu_ms_per_request": {k: round(1000 * v / n, 2) for k, v in cpu.items()},
+        # Cores busy on average: the whole machine, the rest (other processes, short-lived
+        # ones too) and the time the hypervisor gave to other machines.
+        "cores_busy": round(busy / seconds, 2),
+        "cores_others": round(max(0.0, busy - sum(cpu.values())) / seconds, 2),
+        "cores_stolen": round(steal / seconds, 2),
         "others": other_busy(before, after, {os.getpid(), *web}, db_name, seconds),
         "endpoints": summarize(results, order),
     }  # fmt: skip
@@ -429,15 +494,22 @@ def measure(args, lab: Lab, server_pid: int, port: int, db_name: str) -> dict[st
         for i in range(args.rounds)
     ]  # fmt: skip
     best = max(range(len(rounds)), key=lambda i: rounds[i]["throughput_rps"])
+    sweep = {}
+    for clients in args.sweep:
+        rnd = run_round(port, lab, plan(lab, args.requests, rng, f"s{clients}", True), clients,
+                        server_pid, db_name, order)  # fmt: skip
+        rnd["target_met"], rnd["short"] = verdict(rnd["endpoints"])
+        sweep[clients] = rnd
     report = {
         "cpu": cpu_model(), "cores": os.cpu_count(), "workers": args.workers,
         "clients": args.clients, "lab": lab.counts, "requests_per_endpoint": args.requests,
         "baseline_per_endpoint": args.baseline, "loadavg_start": loadavg_start,
         "loadavg_baseline": loadavg_baseline, "page_growth": page_growth, "baseline": baseline,
-        "rounds": rounds, "best_round": best, "target_p95_ms": TARGET_P95_MS,
+        "rounds": rounds, "best_round": best, "target_p95_ms": TARGET_P95_MS, "sweep": sweep,
         "server_errors_in_baseline": sum(r.status.startswith("5") for r in base_results),
     }  # fmt: skip
     report["target_met"], report["short"] = verdict(rounds[best]["endpoints"])
+    report["capacity"] = capacity(report)
     return report
 
 

@@ -158,8 +158,6 @@ class EvaluationImageSerializer(serializers.ModelSerializer):
 
 
 CSV_COLUMNS = ["key", "label", "pred", "correct", *METRICS]
-# What the rows never read of their snapshot item (only its image id).
-ITEM_UNUSED = ("item__reading_ids", "item__reader_targets")
 
 _IMAGE_PARAMS = [
     OpenApiParameter(
@@ -317,7 +315,7 @@ class EvaluationViewSet(
             raise ValidationError({exc.args[0]: [exc.args[1]]}) from None
         if request.accepted_renderer.format == "csv":
             return _images_csv(rows, f"evaluation-{evaluation.pk}-images.csv")
-        page = self.paginate_queryset(rows.select_related("item").defer(*ITEM_UNUSED))
+        page = self.paginate_queryset(rows.select_related("item"))
         return self.get_paginated_response(EvaluationImageSerializer(page, many=True).data)
 
     @extend_schema(
@@ -386,16 +384,21 @@ class EvaluationImageViewSet(
     """Per-image rows of your labs' evaluations (``?evaluation=`` to choose one; sorting and
     CSV are at ``/evaluations/{id}/images/``), and each image's stored map."""
 
-    # The evaluation only for its lab (permissions), the item only for its image: not their big
-    # JSON, which would be decoded again for every row of a page.
-    queryset = EvaluationImage.objects.select_related("item", "evaluation").defer(
-        *ITEM_UNUSED, "evaluation__summary", "evaluation__classification", "evaluation__traceback"
-    )
+    queryset = EvaluationImage.objects.select_related("item")
     serializer_class = EvaluationImageSerializer
     lab_field = "evaluation__lab"
     filterset_fields = ["evaluation", "label", "correct"]
     ordering_fields = ["key", *METRICS]
     http_method_names = ["get", "head", "options"]
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "list":  # not the evaluation: its big JSON, decoded again for each row
+            return queryset
+        # One row: its evaluation's lab decides who reads it.
+        return queryset.select_related("evaluation").defer(
+            "evaluation__summary", "evaluation__classification", "evaluation__traceback"
+        )
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
                    description="The image's predicted map as stored: a compressed .npz with "

@@ -3,6 +3,8 @@ checkpoint download, aliases)."""
 
 from __future__ import annotations
 
+from django.db.models import Case, Count, F, IntegerField, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -99,13 +101,39 @@ class _JobFields(serializers.ModelSerializer):
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_queue_position(self, job: TrainingJob) -> int | None:
         """1 for the lab's next queued job; null unless queued."""
-        return services.queue_position(job)
+        if job.status != TrainingJob.Status.QUEUED:
+            return None
+        annotated = getattr(job, "queue_position_n", None)  # with_job_fields: no query per row
+        return annotated if annotated is not None else services.queue_position(job)
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_version(self, job: TrainingJob) -> int | None:
         """The model version a succeeded job made."""
+        if hasattr(job, "version_pk"):  # with_job_fields
+            return job.version_pk
         version = ModelVersion.objects.filter(job=job).values_list("pk", flat=True).first()
         return version
+
+
+def with_job_fields(queryset):
+    """Jobs with ``queue_position`` and ``version`` annotated (as ``services.queue_position``
+    and the job's version would give them), so that a page is read in one query, not two more
+    per job."""
+    queued = TrainingJob.Status.QUEUED
+    ahead = (
+        TrainingJob.objects.filter(lab=OuterRef("lab"), status=queued, pk__lt=OuterRef("pk"))
+        .order_by()
+        .values("lab")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return queryset.annotate(
+        queue_position_n=Case(
+            When(status=queued, then=Coalesce(Subquery(ahead), Value(0)) + 1),
+            output_field=IntegerField(null=True),
+        ),
+        version_pk=F("version__pk"),
+    )
 
 
 class TrainingJobStatusSerializer(_JobFields):
@@ -181,7 +209,8 @@ class TrainingJobViewSet(
     """Training jobs of your labs, run on `gpu` workers. Researchers and admins start and
     cancel them; every member reads them."""
 
-    queryset = TrainingJob.objects.select_related("created_by", "snapshot")
+    # Not the snapshot: the serializers show its id only, and its JSON (the selection) is big.
+    queryset = TrainingJob.objects.select_related("created_by")
     serializer_class = TrainingJobSerializer
     filterset_fields = ["lab", "status", "snapshot"]
     ordering_fields = ["created_at", "status", "name"]
@@ -191,6 +220,8 @@ class TrainingJobViewSet(
         queryset = super().get_queryset()
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("epochs")
+        elif self.action == "list":  # not what only the detail shows; no query per row
+            queryset = with_job_fields(queryset.defer("attempt_log", "log_tail", "traceback"))
         return queryset
 
     def get_serializer_class(self):
@@ -290,6 +321,10 @@ class ModelVersionViewSet(
 
     def get_serializer_class(self):
         return ModelVersionDetailSerializer if self.action == "retrieve" else ModelVersionSerializer
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        return queryset.defer("curves") if self.action == "list" else queryset  # detail only
 
     @extend_schema(
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},

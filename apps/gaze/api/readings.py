@@ -39,6 +39,9 @@ class ReadingSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+READING_FIELDS = [field.name for field in Reading._meta.concrete_fields]
+
+
 class ReadingUpdateSerializer(StrictSerializer):
     use_for_training = serializers.BooleanField()
 
@@ -180,6 +183,12 @@ class ReadingViewSet(
     filterset_class = ReadingFilter
     ordering_fields = ["created_at", "start_ms", "grade", "fixation_count"]
     http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "list":  # of the image and the session, what a row shows only
+            queryset = queryset.only(*READING_FIELDS, "image__key", "session__reader__code")
+        return queryset
 
     @extend_schema(request=ReadingUpdateSerializer, responses=ReadingSerializer)
     def partial_update(self, request, *args, **kwargs):
