@@ -29,10 +29,19 @@ SAFE_METHODS = permissions.SAFE_METHODS
 
 
 def _lab_of(obj, lab_field: str) -> int:
+    """The id of ``obj``'s lab through ``lab_field`` (``lab``, ``evaluation__lab``...): the last
+    step reads the foreign key's id, not the Lab row (a query per object read otherwise)."""
+    *path, last = lab_field.split("__")
     target = obj
-    for part in lab_field.split("__"):
+    for part in path:
         target = getattr(target, part)
-    return target.pk if isinstance(target, Lab) else target
+    if isinstance(target, Lab):  # lab_field names the lab's own field (``lab__pk``...)
+        return target.pk
+    value = getattr(target, f"{last}_id", None)
+    if value is not None:
+        return value
+    value = getattr(target, last)
+    return value.pk if isinstance(value, Lab) else value
 
 
 class LabRolePermission(permissions.BasePermission):

@@ -494,3 +494,24 @@ def test_tokens_of_another_user_are_not_found(personas):
     assert response.status_code == 404
     token.refresh_from_db()
     assert token.revoked_at is None
+
+
+@pytest.mark.django_db
+def test_an_object_read_checks_its_lab_without_reading_the_lab_row(personas):
+    """The permission reads the object's lab id (``lab_id``), not the Lab row: one query fewer
+    per object read (found by apps.core.loadbench)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.gaze import services as gaze
+
+    reader = gaze.reader_create(lab=personas.lab_a, code="Q1")
+    client = client_for(personas.viewer_a)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"/api/v1/readers/{reader.pk}/").status_code == 200
+    lab_table = '"labs_lab"'
+    assert not [q["sql"] for q in queries if f"FROM {lab_table}" in q["sql"]], (
+        queries.captured_queries
+    )
+    other = client_for(personas.admin_b).get(f"/api/v1/readers/{reader.pk}/")
+    assert other.status_code == 404
