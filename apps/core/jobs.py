@@ -5,7 +5,9 @@ progress report), ``attempts`` (starts) and ``created_at``. Celery messages carr
 a claim under a row lock takes a queued job once, so queueing a job again is always safe. The
 sweep recovers what no live task holds:
 
-- queued for ``SWEEP_QUEUED_AFTER_S`` (a lost message, a claim that failed): queued again;
+- queued for ``SWEEP_QUEUED_AFTER_S`` (a lost message, a claim that failed): queued again,
+  unless its queue is busy with live work (:attr:`JobKind.busy`): then it is waiting its turn,
+  and sending it again would only pile copies up in the broker;
 - running with no heartbeat for ``SWEEP_RUNNING_AFTER_S`` (its worker died): reset and queued
   again, or failed with the reason after ``SWEEP_MAX_ATTEMPTS`` starts.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
@@ -39,6 +41,9 @@ class JobKind:
             such as the files of a half-done build), saving it.
         fail: marks a locked job failed with the reason, saving it.
         enqueue: sends the job's id to its queue once the transaction commits.
+        busy: given the time before which a heartbeat means a dead worker, whether the kind's
+            queue is busy with live work (a GPU worker training for hours): its queued jobs are
+            then waiting their turn, not lost. None: never.
     """
 
     name: str
@@ -48,6 +53,7 @@ class JobKind:
     requeue: Callable[[models.Model], None]
     fail: Callable[[models.Model, str], None]
     enqueue: Callable[[int], None]
+    busy: Callable[[datetime], bool] | None = None
 
 
 def sweep(kind: JobKind, *, now=None, after_s: float | None = None) -> dict[str, list[int]]:
@@ -62,6 +68,8 @@ def sweep(kind: JobKind, *, now=None, after_s: float | None = None) -> dict[str,
     queued_before = now - timedelta(seconds=queued_after)
     running_before = now - timedelta(seconds=running_after)
     done: dict[str, list[int]] = {"queued_again": [], "recovered": [], "failed": []}
+    busy = kind.busy is not None and kind.busy(running_before)
+    waiting: list[int] = []
     stale = kind.model._default_manager.filter(
         Q(status=kind.queued, heartbeat_at__lt=queued_before)
         | Q(status=kind.running, heartbeat_at__lt=running_before)
@@ -79,6 +87,9 @@ def sweep(kind: JobKind, *, now=None, after_s: float | None = None) -> dict[str,
             if job.status == kind.queued:
                 job.heartbeat_at = now
                 job.save(update_fields=["heartbeat_at"])
+                if busy:  # behind live work on its queue: its message is there, waiting
+                    waiting.append(pk)
+                    continue
                 done["queued_again"].append(pk)
             elif job.attempts >= settings.SWEEP_MAX_ATTEMPTS:
                 kind.fail(
@@ -94,4 +105,6 @@ def sweep(kind: JobKind, *, now=None, after_s: float | None = None) -> dict[str,
             kind.enqueue(pk)
     if any(done.values()):
         log.warning("%s sweep: %s", kind.name, done)
+    if waiting:
+        log.info("%s sweep: %s waiting behind live work, not sent again", kind.name, waiting)
     return done

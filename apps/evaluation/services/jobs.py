@@ -11,6 +11,7 @@ from apps.core import jobs
 from apps.datasets.models import DatasetSnapshot, SnapshotItem
 from apps.evaluation.models import Evaluation, EvaluationImage
 from apps.training.models import ModelVersion
+from apps.training.services.jobs import gpu_busy
 
 APP = "evaluation"
 
@@ -117,7 +118,7 @@ def _fail(evaluation: Evaluation, reason: str) -> None:
 EVALUATIONS = jobs.JobKind(
     name="evaluations", model=Evaluation, queued=Evaluation.Status.QUEUED,
     running=Evaluation.Status.RUNNING, requeue=_requeue, fail=_fail,
-    enqueue=_enqueue_by_package,
+    enqueue=_enqueue_by_package, busy=gpu_busy,
 )  # fmt: skip
 
 

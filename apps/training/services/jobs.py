@@ -185,10 +185,23 @@ def _job_fail(job: TrainingJob, reason: str) -> None:
     job_ended_emit(job=job)
 
 
+def gpu_busy(alive_after) -> bool:
+    """Whether the ``gpu`` queue has live work: a training job or an evaluation running with a
+    heartbeat after ``alive_after``. Queued jobs behind it are waiting, not lost."""
+    from apps.evaluation.models import Evaluation
+
+    return (
+        TrainingJob.objects.filter(status=TrainingJob.Status.RUNNING,
+                                   heartbeat_at__gte=alive_after).exists()
+        or Evaluation.objects.filter(status=Evaluation.Status.RUNNING,
+                                     heartbeat_at__gte=alive_after).exists()
+    )  # fmt: skip
+
+
 JOBS = jobs.JobKind(
     name="training jobs", model=TrainingJob, queued=TrainingJob.Status.QUEUED,
     running=TrainingJob.Status.RUNNING, requeue=_job_requeue, fail=_job_fail,
-    enqueue=_enqueue_by_package,
+    enqueue=_enqueue_by_package, busy=gpu_busy,
 )  # fmt: skip
 
 

@@ -170,6 +170,41 @@ def test_the_sweeper_fails_a_job_that_died_too_often(snapshot, personas, setting
     assert job.status == "failed" and "stopped without a word" in job.error
 
 
+def test_a_queued_job_behind_live_gpu_work_is_not_sent_again(snapshot, personas, monkeypatch):
+    """A job queued behind a long one on the ``gpu`` queue is waiting its turn: the sweeper
+    leaves its message alone (it used to send a copy every SWEEP_QUEUED_AFTER_S). Once nothing
+    live runs on the queue, a job queued that long is sent again (its message may be lost)."""
+    sent: list[int] = []
+    monkeypatch.setattr(services, "_enqueue", sent.append)
+    long_ago = timezone.now() - timedelta(hours=2)
+    running, waiting = _job(snapshot, personas), _job(snapshot, personas)
+    TrainingJob.objects.filter(pk=running.pk).update(status="running", attempts=1,
+                                                     heartbeat_at=timezone.now())  # fmt: skip
+    TrainingJob.objects.filter(pk=waiting.pk).update(heartbeat_at=long_ago)
+    assert services.training_sweep() == {"queued_again": [], "recovered": [], "failed": []}
+    assert sent == []
+
+    TrainingJob.objects.filter(pk=running.pk).update(status="succeeded")
+    TrainingJob.objects.filter(pk=waiting.pk).update(heartbeat_at=long_ago)
+    assert services.training_sweep()["queued_again"] == [waiting.pk] and sent == [waiting.pk]
+
+
+def test_a_live_evaluation_keeps_the_gpu_queue_busy(snapshot, personas):
+    from apps.evaluation.models import Evaluation
+    from apps.training.services.jobs import gpu_busy
+    from tests.apps.evaluation.objects import version_on
+
+    alive_after = timezone.now() - timedelta(minutes=10)
+    assert not gpu_busy(alive_after)
+    version = version_on(snapshot, personas.researcher_a)
+    evaluation = Evaluation.objects.create(lab=snapshot.lab, version=version, snapshot=snapshot,
+                                           split="test", status="running",
+                                           heartbeat_at=timezone.now())  # fmt: skip
+    assert gpu_busy(alive_after)
+    Evaluation.objects.filter(pk=evaluation.pk).update(heartbeat_at=alive_after - timedelta(1))
+    assert not gpu_busy(alive_after)  # its worker is dead: nothing live
+
+
 def test_aliases_move_and_are_unique_per_lab(personas):
     one = model_version(personas.lab_a, personas.researcher_a, b"one")
     two = model_version(personas.lab_a, personas.researcher_a, b"two")
