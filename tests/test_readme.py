@@ -5,23 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from apps.labs.roles import PERMISSIONS, Action, Role
+from apps.labs.roles import PERMISSIONS
+from tests.markdown import role_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
 def test_role_table_equals_the_code():
-    section = README.split("| role | read |", 1)[1].split("\n\n", 1)[0]
-    rows = [line for line in section.splitlines()[2:] if line.startswith("|")]
-    columns = [Action.READ, Action.UPLOAD_OWN, Action.WRITE, Action.MANAGE_MEMBERS]
-    table = {}
-    for row in rows:
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        table[Role(cells[0])] = frozenset(
-            a for a, c in zip(columns, cells[1:], strict=True) if c == "yes"
-        )
-    assert table == PERMISSIONS
+    assert role_table(README) == PERMISSIONS
 
 
 def test_the_two_commands_exist_and_are_executable():

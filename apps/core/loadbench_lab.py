@@ -116,50 +116,46 @@ class Req:
     content_type: str | None = None
 
 
-def _pick(rng: random.Random, values: list) -> Any:
-    return values[rng.randrange(len(values))]
-
-
 def endpoints(lab: Lab) -> list[tuple[str, str, Any]]:
     """``(name, kind, path(rng))`` of every endpoint the benchmark calls."""
     v1, n = "/api/v1", lab.lab
     return [
-        ("images", "list", lambda r: _pick(r, [
+        ("images", "list", lambda r: r.choice([
             f"{v1}/images/?lab={n}", f"{v1}/images/?label=CHF",
-            f"{v1}/images/?search={_pick(r, lab.keys)[:6]}", f"{v1}/images/?ordering=key"])),
+            f"{v1}/images/?search={r.choice(lab.keys)[:6]}", f"{v1}/images/?ordering=key"])),
         ("readers", "list", lambda r: f"{v1}/readers/?lab={n}"),
-        ("sessions", "list", lambda r: _pick(r, [
-            f"{v1}/sessions/?lab={n}", f"{v1}/sessions/?reader={_pick(r, lab.readers)}"])),
-        ("recordings", "list", lambda r: _pick(r, [
-            f"{v1}/recordings/?lab={n}", f"{v1}/recordings/?session={_pick(r, lab.sessions)}"])),
-        ("readings", "list", lambda r: _pick(r, [
-            f"{v1}/readings/?lab={n}", f"{v1}/readings/?reader={_pick(r, lab.readers)}",
-            f"{v1}/readings/?image={_pick(r, lab.images)}", f"{v1}/readings/?grade=good"])),
-        ("fixations", "list", lambda r: f"{v1}/fixations/?reading={_pick(r, lab.readings)}"),
-        ("saliency-maps", "list", lambda r: _pick(r, [
+        ("sessions", "list", lambda r: r.choice([
+            f"{v1}/sessions/?lab={n}", f"{v1}/sessions/?reader={r.choice(lab.readers)}"])),
+        ("recordings", "list", lambda r: r.choice([
+            f"{v1}/recordings/?lab={n}", f"{v1}/recordings/?session={r.choice(lab.sessions)}"])),
+        ("readings", "list", lambda r: r.choice([
+            f"{v1}/readings/?lab={n}", f"{v1}/readings/?reader={r.choice(lab.readers)}",
+            f"{v1}/readings/?image={r.choice(lab.images)}", f"{v1}/readings/?grade=good"])),
+        ("fixations", "list", lambda r: f"{v1}/fixations/?reading={r.choice(lab.readings)}"),
+        ("saliency-maps", "list", lambda r: r.choice([
             f"{v1}/saliency-maps/?lab={n}", f"{v1}/saliency-maps/?kind=reading"])),
         ("snapshots", "list", lambda r: f"{v1}/snapshots/?lab={n}"),
-        ("training-jobs", "list", lambda r: _pick(r, [
+        ("training-jobs", "list", lambda r: r.choice([
             f"{v1}/training-jobs/?lab={n}", f"{v1}/training-jobs/?status=queued"])),
         ("model-versions", "list", lambda r: f"{v1}/model-versions/?lab={n}"),
         ("evaluations", "list", lambda r: f"{v1}/evaluations/?lab={n}"),
         ("evaluation-images", "list",
-         lambda r: f"{v1}/evaluation-images/?evaluation={_pick(r, lab.evaluations)}"),
+         lambda r: f"{v1}/evaluation-images/?evaluation={r.choice(lab.evaluations)}"),
         ("image-uploads", "list", lambda r: f"{v1}/image-uploads/?lab={n}"),
-        ("image", "detail", lambda r: f"{v1}/images/{_pick(r, lab.images)}/"),
-        ("reader", "detail", lambda r: f"{v1}/readers/{_pick(r, lab.readers)}/"),
-        ("session", "detail", lambda r: f"{v1}/sessions/{_pick(r, lab.sessions)}/"),
-        ("recording", "detail", lambda r: f"{v1}/recordings/{_pick(r, lab.recordings)}/"),
-        ("reading", "detail", lambda r: f"{v1}/readings/{_pick(r, lab.readings)}/"),
-        ("saliency-map", "detail", lambda r: f"{v1}/saliency-maps/{_pick(r, lab.reading_maps)}/"),
-        ("snapshot", "detail", lambda r: f"{v1}/snapshots/{_pick(r, lab.snapshots)}/"),
-        ("training-job", "detail", lambda r: f"{v1}/training-jobs/{_pick(r, lab.jobs)}/"),
-        ("model-version", "detail", lambda r: f"{v1}/model-versions/{_pick(r, lab.versions)}/"),
-        ("evaluation", "detail", lambda r: f"{v1}/evaluations/{_pick(r, lab.evaluations)}/"),
+        ("image", "detail", lambda r: f"{v1}/images/{r.choice(lab.images)}/"),
+        ("reader", "detail", lambda r: f"{v1}/readers/{r.choice(lab.readers)}/"),
+        ("session", "detail", lambda r: f"{v1}/sessions/{r.choice(lab.sessions)}/"),
+        ("recording", "detail", lambda r: f"{v1}/recordings/{r.choice(lab.recordings)}/"),
+        ("reading", "detail", lambda r: f"{v1}/readings/{r.choice(lab.readings)}/"),
+        ("saliency-map", "detail", lambda r: f"{v1}/saliency-maps/{r.choice(lab.reading_maps)}/"),
+        ("snapshot", "detail", lambda r: f"{v1}/snapshots/{r.choice(lab.snapshots)}/"),
+        ("training-job", "detail", lambda r: f"{v1}/training-jobs/{r.choice(lab.jobs)}/"),
+        ("model-version", "detail", lambda r: f"{v1}/model-versions/{r.choice(lab.versions)}/"),
+        ("evaluation", "detail", lambda r: f"{v1}/evaluations/{r.choice(lab.evaluations)}/"),
         ("fixations.csv", "file",
-         lambda r: f"{v1}/readings/{_pick(r, lab.readings)}/fixations/?format=csv"),
+         lambda r: f"{v1}/readings/{r.choice(lab.readings)}/fixations/?format=csv"),
         ("saliency.png", "file",
-         lambda r: f"{v1}/saliency-maps/{_pick(r, lab.reading_maps)}/png/"),
+         lambda r: f"{v1}/saliency-maps/{r.choice(lab.reading_maps)}/png/"),
         ("image-upload", "upload", None),
     ]  # fmt: skip
 

@@ -3,8 +3,6 @@ checkpoint download, aliases)."""
 
 from __future__ import annotations
 
-from django.db.models import Case, Count, F, IntegerField, OuterRef, Subquery, Value, When
-from django.db.models.functions import Coalesce
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -16,7 +14,7 @@ from apps.core.api import StrictSerializer
 from apps.datasets.models import DatasetSnapshot
 from apps.imaging.api import BinaryRenderer
 from apps.labs.tenancy import LabScopedMixin
-from apps.training import services
+from apps.training import selectors, services
 from apps.training.models import EpochMetrics, ModelAlias, ModelVersion, TrainingJob
 
 CONFIG_SCHEMA = {
@@ -103,37 +101,16 @@ class _JobFields(serializers.ModelSerializer):
         """1 for the lab's next queued job; null unless queued."""
         if job.status != TrainingJob.Status.QUEUED:
             return None
-        annotated = getattr(job, "queue_position_n", None)  # with_job_fields: no query per row
+        annotated = getattr(job, "queue_position_n", None)  # selectors.with_queue_fields
         return annotated if annotated is not None else services.queue_position(job)
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_version(self, job: TrainingJob) -> int | None:
         """The model version a succeeded job made."""
-        if hasattr(job, "version_pk"):  # with_job_fields
+        if hasattr(job, "version_pk"):  # selectors.with_queue_fields
             return job.version_pk
         version = ModelVersion.objects.filter(job=job).values_list("pk", flat=True).first()
         return version
-
-
-def with_job_fields(queryset):
-    """Jobs with ``queue_position`` and ``version`` annotated (as ``services.queue_position``
-    and the job's version would give them), so that a page is read in one query, not two more
-    per job."""
-    queued = TrainingJob.Status.QUEUED
-    ahead = (
-        TrainingJob.objects.filter(lab=OuterRef("lab"), status=queued, pk__lt=OuterRef("pk"))
-        .order_by()
-        .values("lab")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return queryset.annotate(
-        queue_position_n=Case(
-            When(status=queued, then=Coalesce(Subquery(ahead), Value(0)) + 1),
-            output_field=IntegerField(null=True),
-        ),
-        version_pk=F("version__pk"),
-    )
 
 
 class TrainingJobStatusSerializer(_JobFields):
@@ -221,7 +198,9 @@ class TrainingJobViewSet(
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("epochs")
         elif self.action == "list":  # not what only the detail shows; no query per row
-            queryset = with_job_fields(queryset.defer("attempt_log", "log_tail", "traceback"))
+            queryset = selectors.with_queue_fields(
+                queryset.defer("attempt_log", "log_tail", "traceback")
+            )
         return queryset
 
     def get_serializer_class(self):

@@ -102,9 +102,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Training job {job.name!r} is queued.")
                 return redirect("training-job", pk=job.pk)
-    jobs = list(selectors.job_list(lab=lab)[:200]) if lab else []
-    for job in jobs:
-        job.position = services.queue_position(job)
+    jobs = list(selectors.with_queue_fields(selectors.job_list(lab=lab))[:200]) if lab else []
     return render(request, "training/jobs.html", {"jobs": jobs, "form": form})
 
 

@@ -13,8 +13,9 @@ import pytest
 import yaml
 from django.core.management import get_commands
 
-from apps.labs.roles import PERMISSIONS, Action, Role
+from apps.labs.roles import PERMISSIONS
 from ml.gaze.formats.registry import FORMATS, upload_options
+from tests.markdown import role_table
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -59,16 +60,7 @@ def test_configuration_lists_exactly_the_variables_the_settings_read():
 
 def test_the_role_table_equals_the_code():
     text = _text("concepts.md")
-    section = text.split("| role | read |", 1)[1].split("\n\n", 1)[0]
-    rows = [line for line in section.splitlines()[2:] if line.startswith("|")]
-    columns = [Action.READ, Action.UPLOAD_OWN, Action.WRITE, Action.MANAGE_MEMBERS]
-    table = {}
-    for row in rows:
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        table[Role(cells[0])] = frozenset(
-            a for a, c in zip(columns, cells[1:], strict=True) if c == "yes"
-        )
-    assert table == PERMISSIONS
+    assert role_table(text) == PERMISSIONS
 
 
 def test_every_export_format_and_upload_option_is_described():

@@ -14,7 +14,7 @@ from apps.core import jobs
 from apps.datasets import services as datasets
 from apps.datasets.models import DatasetSnapshot
 from apps.evaluation.models import Evaluation
-from apps.evaluation.services.jobs import EVALUATIONS, evaluation_create
+from apps.evaluation.services.jobs import EVALUATIONS, evaluation_for_new_version
 from apps.labs.models import Lab, User
 from apps.training import services as training
 from apps.training.models import ModelVersion, TrainingJob
@@ -103,10 +103,7 @@ def demo_loop_start(
             version = training.version_create_for_job(job=done)
         evaluation = Evaluation.objects.filter(version=version).order_by("-id").first()
         if evaluation is None or evaluation.status == Evaluation.Status.FAILED:
-            evaluation = evaluation_create(
-                version=version, split="test", actor=actor, automatic=True,
-                name=f"{version.name} (test split)",
-            )  # fmt: skip
+            evaluation = evaluation_for_new_version(version=version)  # as after the job
         return DemoLoop(snapshot, done, version, evaluation, "trained", recovered)
     active = ours.filter(status__in=[TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING])
     job = active.first()

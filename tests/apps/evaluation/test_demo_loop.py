@@ -65,6 +65,12 @@ def test_first_start_queues_the_loop_and_a_restart_trains_nothing(demo_lab):
     assert summary["model"]["cc"]["mean"] is not None
     assert summary["ceiling"]["cc"]["mean"] > summary["centre_bias"]["cc"]["mean"]
 
+    Evaluation.objects.filter(pk=queued.pk).update(status="failed")  # its worker gave up
+    again = _start(lab, user)
+    assert again.state == "trained" and again.evaluation.pk != queued.pk
+    assert again.evaluation.status == "queued" and again.evaluation.split == "test"
+    assert again.evaluation.automatic and TrainingJob.objects.count() == 1
+
 
 def test_a_restart_queues_again_what_the_stopped_worker_left(demo_lab, monkeypatch):
     lab, user = demo_lab

@@ -3,6 +3,8 @@ cancel), the model list and the model card (aliases, checkpoint link); tenancy a
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -84,3 +86,26 @@ def test_the_form_takes_a_seed_and_an_alias_to_set_on_success(snapshot, personas
     assert job.config["seed"] == 7 and job.alias_on_success == "candidate"
     services.job_run(job_id=job.pk)
     assert ModelAlias.objects.get(name="candidate").version == job.version
+
+
+def test_the_queue_page_reads_positions_without_a_query_per_job(snapshot, personas, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(services, "_enqueue", lambda job_id: None)
+    client = _client(personas.researcher_a)
+
+    def queue(n: int) -> None:
+        for _ in range(n):
+            services.job_create(snapshot=snapshot, actor=personas.researcher_a,
+                                overrides={"base_channels": 4})  # fmt: skip
+
+    queue(1)
+    with CaptureQueriesContext(connection) as one:
+        client.get("/training/")
+    queue(3)
+    with CaptureQueriesContext(connection) as four:
+        page = client.get("/training/").content.decode()
+    assert len(four) == len(one)
+    positions = re.findall(r'class="job-position">#(\d+) in queue', page)
+    assert sorted(map(int, positions)) == [1, 2, 3, 4]
