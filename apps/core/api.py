@@ -6,6 +6,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator as DjangoPaginator
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import PageNumberPagination
@@ -88,7 +89,26 @@ def json_500(request):
     return server_error_response(request)
 
 
+class CountLastPaginator(DjangoPaginator):
+    """A paginator whose first page reads its rows first and counts them only when it must.
+
+    A first page that is not full holds every row, so its length is the count: one query
+    instead of two for most lists (a lab's readers, snapshots and jobs, a reading's fixations).
+    A full first page, and every other page, is counted first as Django counts it (so a page
+    past the end is refused before its offset reaches the database).
+    """
+
+    def page(self, number):
+        if str(number) != "1":
+            return super().page(number)
+        rows = list(self.object_list[: self.per_page])
+        if len(rows) < self.per_page:
+            self.__dict__["count"] = len(rows)  # the cached_property, without a query
+        return self._get_page(rows, self.validate_number(1), self)
+
+
 class Pagination(PageNumberPagination):
+    django_paginator_class = CountLastPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500

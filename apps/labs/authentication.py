@@ -63,6 +63,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         except TokenInvalid as exc:
             _note_failure(request)
             raise exceptions.AuthenticationFailed(str(exc)) from None
+        # The roles came with the token (one query); ``LabScopedMixin.lab_roles`` reads them here.
+        request._lab_roles = token.lab_roles
         return token.user, token
 
     def authenticate_header(self, request) -> str:

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -306,14 +307,25 @@ class TokenInvalid(Exception):
 
 
 def api_token_authenticate(*, key: str) -> ApiToken:
-    """Find the active token for ``key`` and note its use; raise ``TokenInvalid`` otherwise."""
-    token = (
-        ApiToken.objects.select_related("user").filter(key_hash=_hash_key(key)).first()
+    """Find the active token for ``key`` and note its use; raise ``TokenInvalid`` otherwise.
+
+    The token comes with ``lab_roles``, its user's ``{lab_id: role}``, read in the same query
+    (one row per membership): every API call needs both, and this is one query of the few a
+    read makes.
+    """
+    rows = (
+        list(
+            ApiToken.objects.select_related("user")
+            .filter(key_hash=_hash_key(key))
+            .annotate(_lab=F("user__memberships__lab_id"), _role=F("user__memberships__role"))
+        )
         if key.startswith(TOKEN_PREFIX)
-        else None
+        else []
     )
-    if token is None:
+    if not rows:
         raise TokenInvalid("Invalid API token.")
+    token = rows[0]
+    token.lab_roles = {row._lab: row._role for row in rows if row._lab is not None}
     if token.revoked_at is not None:
         raise TokenInvalid("This API token has been revoked.")
     now = timezone.now()

@@ -20,6 +20,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import permissions
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.filters import OrderingFilter
+from rest_framework.generics import get_object_or_404
 
 from apps.labs.models import Lab
 from apps.labs.roles import Action, role_allows
@@ -81,6 +82,15 @@ class LabScopedMixin:
 
     def get_queryset(self):
         return self.scope(super().get_queryset())
+
+    def get_object(self):
+        """DRF's ``get_object`` without the list's filter backends: an object is found by its
+        id in the scoped queryset alone (``?label=...`` filters a list, not ``/images/7/``), and
+        building the filterset for nothing was a tenth of an object read's CPU."""
+        lookup = self.lookup_url_kwarg or self.lookup_field
+        obj = get_object_or_404(self.get_queryset(), **{self.lookup_field: self.kwargs[lookup]})
+        self.check_object_permissions(self.request, obj)
+        return obj
 
     def require_lab_action(self, lab: Lab, action: Action | None = None) -> None:
         """For creates: the lab named in the body must allow ``action`` (default: write_action)."""

@@ -112,9 +112,15 @@ class SaliencyMapSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def _url(self, obj: SaliencyMap, name: str) -> str:
-        path = reverse(f"saliency-map-{name}", args=[obj.pk])
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+        # The routes' common start, reversed once per response rather than twice per row (a
+        # list's rows spent a fifth of its CPU in reverse() and build_absolute_uri()).
+        base = self.context.get("_saliency_map_base")
+        if base is None:
+            path = reverse("saliency-map-list")
+            request = self.context.get("request")
+            base = request.build_absolute_uri(path) if request is not None else path
+            self.context["_saliency_map_base"] = base
+        return f"{base}{obj.pk}/{name}/"
 
     def get_npy_url(self, obj: SaliencyMap) -> str:
         return self._url(obj, "npy")

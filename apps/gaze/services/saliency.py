@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any
 
@@ -235,11 +236,24 @@ def pooled_maps_invalidate(*, lab_id: int, image_ids) -> int:
     return count
 
 
+PNG_CACHE_SIZE = 64  # rendered PNGs kept per process (a 640 x 512 map's is about 30 kB)
+
+
 def saliency_map_png(*, saliency_map: SaliencyMap) -> bytes:
-    """An 8-bit grayscale PNG of the map, scaled so its maximum is white."""
+    """An 8-bit grayscale PNG of the map, scaled so its maximum is white.
+
+    Rendered once per process and file: the .npy's name carries its content's SHA-256, so the
+    PNG of a name never changes (rendering it was 20 ms of CPU, 2 to 4 times a JSON read's).
+    """
+    return _png_of(saliency_map.file_path)
+
+
+@functools.lru_cache(maxsize=PNG_CACHE_SIZE)
+def _png_of(file_path: str) -> bytes:
     from PIL import Image as PILImage
 
-    values = saliency_map_load(saliency_map=saliency_map).astype(np.float64)
+    values = np.load(io.BytesIO(storage.read_bytes(file_path)), allow_pickle=False)
+    values = values.astype(np.float64)
     peak = values.max()
     gray = np.zeros(values.shape, np.uint8) if not peak > 0 else (values / peak * 255).round()
     out = io.BytesIO()
