@@ -14,13 +14,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.labs.models import ApiToken, Invitation, Lab, Membership, User
 from apps.labs.roles import Action, Role, role_allows
-from apps.labs.selectors import membership_role
+from apps.labs.selectors import api_token_by_hash, membership_role
 
 TOKEN_PREFIX = "cxr_"
 
@@ -309,23 +308,12 @@ class TokenInvalid(Exception):
 def api_token_authenticate(*, key: str) -> ApiToken:
     """Find the active token for ``key`` and note its use; raise ``TokenInvalid`` otherwise.
 
-    The token comes with ``lab_roles``, its user's ``{lab_id: role}``, read in the same query
-    (one row per membership): every API call needs both, and this is one query of the few a
-    read makes.
+    The token comes with its user and ``lab_roles``, its user's ``{lab_id: role}``, read in one
+    query (``selectors.api_token_by_hash``): every API call needs all three.
     """
-    rows = (
-        list(
-            ApiToken.objects.select_related("user")
-            .filter(key_hash=_hash_key(key))
-            .annotate(_lab=F("user__memberships__lab_id"), _role=F("user__memberships__role"))
-        )
-        if key.startswith(TOKEN_PREFIX)
-        else []
-    )
-    if not rows:
+    token = api_token_by_hash(key_hash=_hash_key(key)) if key.startswith(TOKEN_PREFIX) else None
+    if token is None:
         raise TokenInvalid("Invalid API token.")
-    token = rows[0]
-    token.lab_roles = {row._lab: row._role for row in rows if row._lab is not None}
     if token.revoked_at is not None:
         raise TokenInvalid("This API token has been revoked.")
     now = timezone.now()
