@@ -517,7 +517,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     if args.images < 12:
         _parser().error("--images must be at least 12 (4 per class: the snapshot's split)")
+    # Ctrl-C and kill both clean up, also where SIGINT came in ignored (a job started in the
+    # background by a non-interactive shell, as CI scripts do).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     db_name = f"loadbench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin_url, database_url = f"{_server(args)}/postgres", f"{_server(args)}/{db_name}"
     work = Path(tempfile.mkdtemp(prefix="loadbench-"))
