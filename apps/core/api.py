@@ -104,7 +104,7 @@ class CountLastPaginator(DjangoPaginator):
         rows = list(self.object_list[: self.per_page])
         if len(rows) < self.per_page:
             self.__dict__["count"] = len(rows)  # the cached_property, without a query
-        return self._get_page(rows, self.validate_number(1), self)
+        return self._get_page(rows, 1, self)  # a full page is counted when asked (num_pages)
 
 
 class Pagination(PageNumberPagination):

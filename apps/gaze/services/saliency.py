@@ -133,7 +133,11 @@ def _saliency_store(*, lab: Lab, key: str, values: np.ndarray, **fields: Any) ->
 
 def saliency_map_load(*, saliency_map: SaliencyMap) -> np.ndarray:
     """The map's values, float32 ``(target_height, target_width)``, summing to 1."""
-    return np.load(io.BytesIO(storage.read_bytes(saliency_map.file_path)), allow_pickle=False)
+    return _values_at(saliency_map.file_path)
+
+
+def _values_at(file_path: str) -> np.ndarray:
+    return np.load(io.BytesIO(storage.read_bytes(file_path)), allow_pickle=False)
 
 
 def saliency_map_get_or_create(
@@ -252,8 +256,7 @@ def saliency_map_png(*, saliency_map: SaliencyMap) -> bytes:
 def _png_of(file_path: str) -> bytes:
     from PIL import Image as PILImage
 
-    values = np.load(io.BytesIO(storage.read_bytes(file_path)), allow_pickle=False)
-    values = values.astype(np.float64)
+    values = _values_at(file_path).astype(np.float64)
     peak = values.max()
     gray = np.zeros(values.shape, np.uint8) if not peak > 0 else (values / peak * 255).round()
     out = io.BytesIO()
