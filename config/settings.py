@@ -412,6 +412,13 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+# The API's read answers cached in Redis and made stale by every write (apps.core.respcache):
+# on when RESPONSE_CACHE_URL (default: CACHE_URL) is a Redis URL, off when it is empty.
+RESPONSE_CACHE_URL = env_str("RESPONSE_CACHE_URL", default=_cache_url)
+if RESPONSE_CACHE_URL and not RESPONSE_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured("RESPONSE_CACHE_URL must be a redis://, rediss:// or unix:// URL.")
+RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 300, minimum=1)
+RESPONSE_CACHE_PREFIX = env_str("RESPONSE_CACHE_PREFIX", default="cxr-answers")
 # Reverse proxies in front of the web server that append the client's address to
 # X-Forwarded-For (1 behind the compose file's TLS proxy): the lockouts count per client address.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)

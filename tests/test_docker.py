@@ -112,7 +112,7 @@ def test_a_gpu_worker_on_another_machine_shares_database_broker_and_store():
     assert command == COMPOSE["services"]["worker-gpu"]["command"]  # the same worker
     assert _option(command, "-Q", "--queues") == "gpu"
     env = worker["environment"]
-    for required in ("SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "S3_BUCKET"):
+    for required in ("SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "S3_BUCKET"):
         assert ":?" in env[required], required  # compose refuses to start without it
     assert env["STORAGE_BACKEND"] == "s3" and env["DEBUG"] == "false"
     listed = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
@@ -129,3 +129,12 @@ def test_the_web_health_check_host_is_allowed_by_default():
     assert "127.0.0.1" in check, check
     default = web["environment"]["ALLOWED_HOSTS"].split(":-", 1)[1].rstrip("}")
     assert "127.0.0.1" in default.split(","), default
+
+
+def test_redis_evicts_only_keys_that_expire():
+    """Under memory pressure Redis may drop cached API answers (they expire anyway), never the
+    queue or the answers' table versions (no expiry): losing a version could serve a stale
+    answer."""
+    command = COMPOSE["services"]["redis"]["command"]
+    assert _option(command, "--maxmemory-policy") == "volatile-lru"
+    assert _option(command, "--appendonly") == "yes"

@@ -2,16 +2,17 @@
 
     .venv/bin/python -m apps.core.loadbench [--clients 32] [--workers 4] [--requests 60]
         [--baseline 20] [--rounds 3] [--sweep 8,16] [--images 100] [--readers 4]
-        [--json report.json]
+        [--json report.json] [--response-cache redis://127.0.0.1:6379/12]
 
 Creates a scratch PostgreSQL database on ``--database-url`` (dropped afterwards), migrates it and
 loads a lab through the services (``apps.core.loadbench_lab``): ``make_demo_lab --size small``
 (phantom DICOMs; simulated readers' vendor exports parsed into readings and fixations), reading
 and pooled saliency maps, a built snapshot, model versions with evaluations and queued training
 jobs; a researcher of the lab gets an API token. Then gunicorn serves ``config.wsgi`` as
-``docker/compose.yaml`` runs it (``--workers``, DEBUG off) on 127.0.0.1, with its files under a
-temporary folder and ``QUERY_COUNT_HEADER`` on; requests carry ``X-Forwarded-Proto: https``, as
-the TLS proxy in front of it would.
+``docker/compose.yaml`` runs it (``--workers``, DEBUG off, its cache and the API's answer cache
+in Redis: ``--response-cache``, ``''`` for none) on 127.0.0.1, with its files under a temporary
+folder and ``QUERY_COUNT_HEADER`` on; requests carry ``X-Forwarded-Proto: https``, as the TLS
+proxy in front of it would.
 
 Every endpoint (lists with filters, object reads, fixations as CSV, a saliency map PNG, an image
 upload) gets a fixed number of requests, with seeded choices of filters and objects. After an
@@ -73,6 +74,7 @@ class Result:
     streaming: bool
     nbytes: int = 0
     body: bytes = b""
+    cache: str | None = None  # X-Response-Cache: "hit", "miss", or None (not cacheable, off)
 
 
 def send(port: int, token: str, req: Req, keep_body: bool = False) -> Result:
@@ -96,7 +98,7 @@ def send(port: int, token: str, req: Req, keep_body: bool = False) -> Result:
     return Result(req.endpoint, req.kind, str(answer.status), ms,
                   int(queries) if queries is not None else None,
                   answer.getheader("X-Query-Count-Streaming") == "true", len(body),
-                  body if keep_body else b"")  # fmt: skip
+                  body if keep_body else b"", answer.getheader("X-Response-Cache"))  # fmt: skip
 
 
 def run_phase(port: int, token: str, reqs: list[Req], clients: int) -> tuple[list[Result], float]:
@@ -136,6 +138,7 @@ def summarize(results: list[Result], order: list[str]) -> dict[str, dict[str, An
             "queries_max": queries[-1] if queries else None,
             "streaming": any(r.streaming for r in rows),
             "kb": round(sorted(r.nbytes for r in rows)[len(rows) // 2] / 1024, 1),
+            "cache_hits": sum(r.cache == "hit" for r in rows),
         }  # fmt: skip
     return out
 
@@ -225,8 +228,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(work: Path, database_url: str, workers: int) -> tuple[subprocess.Popen, int]:
-    """gunicorn on a free port of 127.0.0.1, as production runs it, once it answers."""
+def start_gunicorn(work: Path, database_url: str, workers: int,
+                   cache_url: str = "") -> tuple[subprocess.Popen, int]:  # fmt: skip
+    """gunicorn on a free port of 127.0.0.1, as production runs it, once it answers; with
+    ``cache_url`` (Redis), Django's cache and the API's answer cache there, as in
+    ``docker/compose.yaml``."""
     port = _free_port()
     env = {
         **os.environ,
@@ -243,6 +249,8 @@ def start_gunicorn(work: Path, database_url: str, workers: int) -> tuple[subproc
         "CELERY_BROKER_DIR": str(work / "broker"),
         "QUERY_COUNT_HEADER": "true",
         "LOG_LEVEL": "WARNING",
+        "CACHE_URL": cache_url,
+        "RESPONSE_CACHE_URL": cache_url,
     }
     bin_dir = Path(sys.executable).parent
     with open(work / "gunicorn.log", "ab") as log:  # the child keeps its own handle
@@ -306,7 +314,7 @@ def _queries(row: dict) -> str:
 def _table(rows: dict[str, dict], baseline: dict[str, dict], probe: dict[str, dict]) -> str:
     lines = [f"{'endpoint':<18} {'kind':<6} {'n':>4} {'p50':>6} {'p95':>6} {'p99':>6} "
              f"{'| base':>6} {'p95/base':>8} {'web cpu':>7} {'db cpu':>6} {'kB':>5} {'queries':>7} "
-             f"{'q@1/q@50':>9}  errors"]  # fmt: skip
+             f"{'q@1/q@50':>9} {'hits':>4}  errors"]  # fmt: skip
     for name, row in rows.items():
         base = baseline.get(name, {})
         p50 = base.get("p50_ms")
@@ -319,7 +327,8 @@ def _table(rows: dict[str, dict], baseline: dict[str, dict], probe: dict[str, di
         lines.append(f"{name:<18} {row['kind']:<6} {row['count']:>4} {row['p50_ms']:>6.0f} "
                      f"{row['p95_ms']:>6.0f} {row['p99_ms']:>6.0f} {p50 or 0:>6.1f} {ratio:>8} "
                      f"{base.get('web_cpu_ms', 0):>7.1f} {base.get('db_cpu_ms', 0):>6.1f} "
-                     f"{row['kb']:>5.0f} {_queries(row):>7} {pages:>9}  {errors}")  # fmt: skip
+                     f"{row['kb']:>5.0f} {_queries(row):>7} {pages:>9} {row['cache_hits']:>4}  "
+                     f"{errors}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -344,13 +353,15 @@ def capacity(report: dict[str, Any]) -> dict[str, float]:
 def print_report(report: dict[str, Any]) -> None:
     best = report["rounds"][report["best_round"]]
     print(f"\nCPU: {report['cpu']} x {report['cores']} cores | gunicorn workers: "
-          f"{report['workers']} | clients: {report['clients']} | lab: {report['lab']}")  # fmt: skip
+          f"{report['workers']} | clients: {report['clients']} | lab: {report['lab']} | "
+          f"answer cache: {report['response_cache'] or 'off'}")  # fmt: skip
     print(f"load average (1, 5, 15 min): start {report['loadavg_start']}, after baseline "
           f"{report['loadavg_baseline']}")  # fmt: skip
     for i, rnd in enumerate(report["rounds"]):
         cpu = rnd["cpu_ms_per_request"]
         print(f"round {i + 1}: {rnd['requests']} requests in {rnd['seconds']:.1f} s = "
-              f"{rnd['throughput_rps']:.0f} req/s; CPU ms per request: gunicorn {cpu['web']}, "
+              f"{rnd['throughput_rps']:.0f} req/s, {rnd['cache_hit_pct']} % answered from the "
+              f"cache; CPU ms per request: gunicorn {cpu['web']}, "
               f"database {cpu['db']}, client {cpu['client']}; cores busy {rnd['cores_busy']} "
               f"of which other processes {rnd['cores_others']}, stolen "
               f"{rnd['cores_stolen']}; load average after {rnd['loadavg']}; busiest other "
@@ -362,7 +373,7 @@ def print_report(report: dict[str, Any]) -> None:
           f"({report['baseline_per_endpoint']} per endpoint), with its CPU ms per request in "
           "gunicorn (web) and the database (db). kB: median response. queries: median(-max) per "
           f"request (+s: the streamed body's query is not counted); q@1/q@{PAGE}: a list's "
-          f"queries for pages of 1 and {PAGE} rows")  # fmt: skip
+          f"queries for pages of 1 and {PAGE} rows; hits: answers from the cache")  # fmt: skip
     print(_table(best["endpoints"], report["baseline"], report["page_growth"]))
     cap = report["capacity"]
     print(f"\ncapacity: the mix cost {cap['cpu_ms_per_request']} CPU ms per request in that "
@@ -411,6 +422,10 @@ def _parser() -> argparse.ArgumentParser:
         "LOADBENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432"),
         help="a PostgreSQL server: a scratch database is created on it and dropped")  # fmt: skip
     p.add_argument("--json", help="also write the report here")
+    p.add_argument("--response-cache", default=os.environ.get(
+        "LOADBENCH_CACHE_URL", "redis://127.0.0.1:6379/12"),
+        help="Redis for Django's cache and the API's answer cache, as docker/compose.yaml "
+             "has it; '' for none (every answer built afresh)")  # fmt: skip
     return p
 
 
@@ -472,6 +487,7 @@ def run_round(port: int, lab: Lab, reqs: list[Req], clients: int, server_pid: in
         "cores_stolen": round(steal / seconds, 2),
         "others": other_busy(before, after, {os.getpid(), *web}, db_name, seconds),
         "endpoints": summarize(results, order),
+        "cache_hit_pct": round(100 * sum(r.cache == "hit" for r in results) / max(n, 1), 1),
     }  # fmt: skip
 
 
@@ -507,6 +523,7 @@ def measure(args, lab: Lab, server_pid: int, port: int, db_name: str) -> dict[st
         "loadavg_baseline": loadavg_baseline, "page_growth": page_growth, "baseline": baseline,
         "rounds": rounds, "best_round": best, "target_p95_ms": TARGET_P95_MS, "sweep": sweep,
         "server_errors_in_baseline": sum(r.status.startswith("5") for r in base_results),
+        "response_cache": args.response_cache,
     }  # fmt: skip
     report["target_met"], report["short"] = verdict(rounds[best]["endpoints"])
     report["capacity"] = capacity(report)
@@ -535,7 +552,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from django.db import connections
 
         connections.close_all()
-        server, port = start_gunicorn(work, database_url, args.workers)
+        server, port = start_gunicorn(work, database_url, args.workers, args.response_cache)
         report = measure(args, lab, server.pid, port, db_name)
         report["lab_load_seconds"] = round(load_s, 1)
         print_report(report)
@@ -555,7 +572,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             connections.close_all()
         if created:
             _admin(admin_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        if args.response_cache:
+            _drop_answers(args.response_cache, db_name)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _drop_answers(url: str, db_name: str) -> None:
+    """The cached answers and versions of the scratch database (they would expire anyway)."""
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        for key in client.scan_iter(match=f"*:{db_name}:*", count=500):
+            client.delete(key)
 
 
 def _server(args) -> str:

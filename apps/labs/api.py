@@ -310,6 +310,7 @@ class InvitationViewSet(
     queryset = Invitation.objects.select_related("lab", "invited_by")
     serializer_class = InvitationSerializer
     write_action = Action.MANAGE_MEMBERS
+    response_cache = False  # pending means "not expired yet": the clock, not a write, ends it
     filter_backends = TENANT_FILTER_BACKENDS
     filterset_fields = ["lab", "role"]
     ordering_fields = ["created_at", "expires_at"]

@@ -22,6 +22,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.filters import OrderingFilter
 from rest_framework.generics import get_object_or_404
 
+from apps.core import respcache
 from apps.labs.models import Lab
 from apps.labs.roles import Action, role_allows
 from apps.labs.selectors import lab_roles_for_user
@@ -72,6 +73,15 @@ class LabScopedMixin:
 
     def get_permissions(self):
         return [*super().get_permissions(), LabRolePermission()]
+
+    # Reads answered from ``apps.core.respcache`` while fresh; a view whose answers depend on
+    # anything but its rows and the asking user (the clock, say) sets this to False.
+    response_cache = True
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authenticated, permitted, negotiated
+        if request.method == "GET" and self.response_cache and respcache.enabled():
+            self.get = respcache.cached(self, request, self.get)
 
     def allows(self, obj, action: Action) -> bool:
         """Whether the requesting user's role in ``obj``'s lab allows ``action``."""

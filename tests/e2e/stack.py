@@ -177,14 +177,20 @@ def stack_broker() -> str | None:
 
 def stack_env(folder: Path, database_url: str | None, broker_url: str | None) -> dict[str, str]:
     """The environment of a stack under ``folder``: the embedded defaults (SQLite and the
-    filesystem broker under it) unless a database or broker URL is given."""
-    drop = ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "MEDIA_ROOT", "CI")
+    filesystem broker under it) unless a database or broker URL is given (a Redis broker is
+    the stack's cache too)."""
+    drop = ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "MEDIA_ROOT", "CI",
+            "CACHE_URL", "RESPONSE_CACHE_URL")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(VAR_DIR=str(folder), DJANGO_SETTINGS_MODULE="config.settings", DEBUG="true")
     if database_url:
         env["DATABASE_URL"] = database_url
     if broker_url:
         env["CELERY_BROKER_URL"] = broker_url
+        if broker_url.startswith("redis"):
+            # As docker/compose.yaml: Django's cache and the API's answer cache in Redis too, so
+            # that a stack's pages poll answers its worker's writes must make stale.
+            env["CACHE_URL"] = broker_url
     return env
 
 

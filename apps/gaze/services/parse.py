@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
-from apps.core import storage
+from apps.core import respcache, storage
 from apps.gaze.models import Fixation, Reading, Recording
 from apps.gaze.services.grading import thresholds_for_lab
 from apps.gaze.services.readers import session_setup
@@ -270,6 +270,8 @@ def _fixations_insert(*, lab_id: int, readings: list[tuple[int, ReadingRows]], b
                 copy.set_types([int(oids[c]) for c in FIXATION_COLUMNS])
                 for row in rows:
                     copy.write_row(row)
+        # psycopg's COPY passes by Django's cursor wrappers: tell the API's answer cache.
+        respcache.note_write({Fixation._meta.db_table})
         return
     chunk: list[Fixation] = []
     for row in rows:
