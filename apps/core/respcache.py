@@ -24,7 +24,9 @@ What keeps an answer right:
   ``manage.py response_cache --clear`` (or restart Redis).
 
 Only complete 200 answers up to ``MAX_BYTES`` are stored; streaming answers (CSV exports) never.
-If Redis does not answer, reads are built as if there were no cache and a warning is logged.
+If Redis does not answer, reads are built as if there were no cache for a few seconds
+(``RETRY_S``), with one warning in the log; the writes made meanwhile are bumped once it answers
+again, before any answer is read from it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import hashlib
 import json
 import logging
 import re
+import threading
+import time
 from functools import lru_cache
 
 from django.apps import apps as django_apps
@@ -99,18 +103,50 @@ def _versions_key() -> str:
     return _prefix() + "versions"
 
 
-def bump(tables) -> None:
-    """Make every stored answer that read one of ``tables`` stale."""
-    if not tables or not enabled():
-        return
+# Redis away: this process stops asking it for RETRY_S (no wait per request), serves every
+# read afresh, and keeps the tables it could not bump; the next time Redis answers they are
+# bumped before anything is read from the cache again.
+RETRY_S = 5.0
+_lock = threading.Lock()
+_unbumped: set[str] = set()
+_down_until = 0.0
+
+
+def _down(exc: Exception, what: str) -> None:
+    global _down_until
+    with _lock:
+        was_up = time.monotonic() >= _down_until
+        _down_until = time.monotonic() + RETRY_S
+    if was_up:
+        logger.warning("response cache: Redis did not answer (%s): %s; reads are built afresh, "
+                       "and the cache is tried again in %g s", what, exc, RETRY_S)  # fmt: skip
+
+
+def bump(tables) -> bool:
+    """Make every stored answer that read one of ``tables`` stale; False if Redis is away
+    (the tables are then bumped at the next chance)."""
+    if not enabled():
+        return True
+    with _lock:
+        tables = set(tables) | _unbumped
+        _unbumped.clear()
+        if not tables:
+            return True
+        if time.monotonic() < _down_until:
+            _unbumped.update(tables)
+            return False
     key = _versions_key()
     try:
         with _client().pipeline(transaction=False) as pipe:
             for table in sorted(tables):
                 pipe.hincrby(key, table, 1)
             pipe.execute()
-    except Exception as exc:  # Redis away: answers expire within the TTL
-        logger.warning("response cache: could not mark %s as changed: %s", sorted(tables), exc)
+    except Exception as exc:
+        with _lock:
+            _unbumped.update(tables)
+        _down(exc, "marking tables as changed")
+        return False
+    return True
 
 
 class _AfterCommit:
@@ -204,7 +240,7 @@ def _store(key: str, response, tables: set[str], versions: dict[bytes, bytes]) -
         _client().set(key, json.dumps(entry).encode() + b"\n" + body,
                       ex=settings.RESPONSE_CACHE_TTL)  # fmt: skip
     except Exception as exc:
-        logger.warning("response cache: could not store an answer: %s", exc)
+        _down(exc, "storing an answer")
 
 
 def _cacheable(response) -> bool:
@@ -215,12 +251,14 @@ def cached(view, request, handler):
     """``handler`` (a viewset's ``get``), answering from the cache while the answer is fresh."""
 
     def serve(request, *args, **kwargs):
+        if not bump(()):  # Redis away, or writes of this process it has not heard of yet
+            return handler(request, *args, **kwargs)
         key = _entry_key(view, request)
         try:
             with _client().pipeline(transaction=False) as pipe:
                 raw, versions = pipe.get(key).hgetall(_versions_key()).execute()
         except Exception as exc:
-            logger.warning("response cache: Redis did not answer: %s", exc)
+            _down(exc, "reading an answer")
             return handler(request, *args, **kwargs)
         if raw is not None:
             entry, body = _decode(raw)
@@ -258,7 +296,10 @@ def cached(view, request, handler):
 
 def clear() -> int:
     """Make every stored answer of this database stale and drop them; returns how many."""
-    bump(known_tables())  # versions only grow: an answer stored meanwhile is stale too
+    global _down_until
+    _down_until = 0.0  # asked by hand: try Redis now
+    if not bump(known_tables()):  # versions only grow: an answer stored meanwhile is stale too
+        raise RuntimeError("Redis did not answer")
     client, n = _client(), 0
     for key in client.scan_iter(match=_prefix() + "answer:*", count=500):
         n += client.delete(key)

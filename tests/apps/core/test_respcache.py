@@ -38,6 +38,8 @@ def cache_on(settings):
         pytest.fail(f"Redis at {REDIS_URL} does not answer: {exc}")
     settings.RESPONSE_CACHE_URL = REDIS_URL
     settings.RESPONSE_CACHE_PREFIX = f"test-{uuid.uuid4().hex}"
+    respcache._unbumped.clear()
+    respcache._down_until = 0.0
     yield
     respcache.clear()
 
@@ -215,6 +217,14 @@ def test_errors_and_streams_are_not_stored(personas, cache_on):
         assert response.status_code == 404 and "X-Response-Cache" not in response
 
 
+def test_a_get_on_an_action_that_only_posts_is_still_a_405(personas, cache_on):
+    client = bearer(personas.admin_a)
+    for _ in range(2):
+        response = client.get(f"/api/v1/labs/{personas.lab_a.pk}/regrade/")
+        assert response.status_code == 405, response.content
+        assert "X-Response-Cache" not in response
+
+
 def test_invitations_are_never_cached(personas, cache_on):
     client = bearer(personas.admin_a)
     for _ in range(2):
@@ -291,6 +301,7 @@ def test_a_write_in_another_process_makes_answers_stale(cache_on, settings):
 
 
 def test_redis_away_answers_as_without_a_cache(personas, settings, caplog):
+    respcache._down_until = 0.0
     settings.RESPONSE_CACHE_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     Reader.objects.create(lab=personas.lab_a, code="A1")
     client = bearer(personas.researcher_a)
@@ -300,6 +311,32 @@ def test_redis_away_answers_as_without_a_cache(personas, settings, caplog):
     Reader.objects.create(lab=personas.lab_a, code="A2")  # its bump fails, with a warning
     assert codes(client.get("/api/v1/readers/").json()) == ["A1", "A2"]
     assert "response cache" in caplog.text
+
+
+def test_writes_made_while_redis_was_away_are_bumped_before_it_serves_again(
+    personas, cache_on, monkeypatch
+):
+    Reader.objects.create(lab=personas.lab_a, code="A1")
+    client = bearer(personas.researcher_a)
+    get(client, "/api/v1/readers/")
+    assert get(client, "/api/v1/readers/")[0] == "hit"
+    real = respcache._client
+
+    def away():
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(respcache, "_client", away)
+    Reader.objects.create(lab=personas.lab_a, code="A2")  # its bump fails
+    assert respcache._unbumped == {"gaze_reader"}
+    state, body = get(client, "/api/v1/readers/")  # Redis not asked: built afresh
+    assert state is None and codes(body) == ["A1", "A2"]
+    monkeypatch.setattr(respcache, "_client", real)
+    state, body = get(client, "/api/v1/readers/")  # still within RETRY_S: afresh
+    assert state is None and codes(body) == ["A1", "A2"]
+    respcache._down_until = 0.0  # RETRY_S later
+    state, body = get(client, "/api/v1/readers/")
+    assert state == "miss" and codes(body) == ["A1", "A2"]  # not the answer from before
+    assert not respcache._unbumped
 
 
 def test_clear_makes_every_answer_stale(personas, cache_on):
