@@ -270,7 +270,7 @@ def _fixations_insert(*, lab_id: int, readings: list[tuple[int, ReadingRows]], b
                 copy.set_types([int(oids[c]) for c in FIXATION_COLUMNS])
                 for row in rows:
                     copy.write_row(row)
-        # psycopg's COPY passes by Django's cursor wrappers: tell the API's answer cache.
+        # psycopg's COPY bypasses Django's cursor wrappers: tell the API's answer cache itself.
         respcache.note_write({Fixation._meta.db_table})
         return
     chunk: list[Fixation] = []
