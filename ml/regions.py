@@ -304,8 +304,11 @@ def mass_shares(saliency: np.ndarray, masks: Mapping[str, np.ndarray]) -> dict[s
     total = float(array.sum())
     if total <= 0:
         return {name: float("nan") for name in masks}
+    # The region's sum over the whole map with zeros outside it, in the same order as the
+    # total: a region that holds all the mass is exactly 1 (a gathered sum of the same values
+    # can round to 0.9999999999999999 or 1.0000000000000002).
     return {
-        name: float(array[np.asarray(mask, dtype=bool)].sum() / total)
+        name: min(1.0, float(np.where(np.asarray(mask, dtype=bool), array, 0.0).sum() / total))
         for name, mask in masks.items()
     }
 
