@@ -293,7 +293,7 @@ def mass_shares(saliency: np.ndarray, masks: Mapping[str, np.ndarray]) -> dict[s
         ValueError: a map that is not 2-D, has negative or non-finite values, or does not match
             the masks' shape.
     """
-    array = np.asarray(saliency, dtype=np.float64)
+    array = np.ascontiguousarray(saliency, dtype=np.float64)
     if array.ndim != 2:
         raise ValueError(f"expected a 2-D map, got shape {array.shape}")
     if not np.all(np.isfinite(array)) or (array.size and array.min() < 0):
@@ -304,11 +304,12 @@ def mass_shares(saliency: np.ndarray, masks: Mapping[str, np.ndarray]) -> dict[s
     total = float(array.sum())
     if total <= 0:
         return {name: float("nan") for name in masks}
-    # The region's sum over the whole map with zeros outside it, in the same order as the
-    # total: a region that holds all the mass is exactly 1 (a gathered sum of the same values
-    # can round to 0.9999999999999999 or 1.0000000000000002).
+    # The region's sum runs over the whole map with zeros outside it, in the same order as the
+    # total's (both C-contiguous), so it is never above the total and a region that holds all
+    # the mass is exactly 1 (a gathered sum of the same values can round to 0.9999999999999999
+    # or 1.0000000000000002).
     return {
-        name: min(1.0, float(np.where(np.asarray(mask, dtype=bool), array, 0.0).sum() / total))
+        name: float(np.where(np.asarray(mask, dtype=bool), array, 0.0).sum() / total)
         for name, mask in masks.items()
     }
 

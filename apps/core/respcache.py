@@ -74,7 +74,8 @@ def tables_in(sql: str) -> set[str]:
 
 
 def _is_write(sql: str) -> bool:
-    return sql.lstrip()[:8].upper().startswith(_WRITE_HEADS)
+    # Runs on every query: only the statement's head is looked at (a bulk INSERT is long).
+    return sql[:32].lstrip()[:8].upper().startswith(_WRITE_HEADS)
 
 
 # --- Redis ----------------------------------------------------------------------------------
@@ -247,7 +248,7 @@ def _cacheable(response) -> bool:
     return response.status_code == 200 and not response.streaming and not response.cookies
 
 
-def cached(view, request, handler):
+def cached(view, handler):
     """``handler`` (a viewset's ``get``), answering from the cache while the answer is fresh."""
 
     def serve(request, *args, **kwargs):

@@ -82,7 +82,7 @@ class LabScopedMixin:
         super().initial(request, *args, **kwargs)  # authenticated, permitted, negotiated
         handler = getattr(self, "get", None)  # None on a POST-only action: DRF answers 405
         if handler and request.method == "GET" and self.response_cache and respcache.enabled():
-            self.get = respcache.cached(self, request, handler)
+            self.get = respcache.cached(self, handler)
 
     def allows(self, obj, action: Action) -> bool:
         """Whether the requesting user's role in ``obj``'s lab allows ``action``."""

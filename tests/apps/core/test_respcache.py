@@ -115,7 +115,7 @@ def test_every_kind_of_write_makes_the_list_and_the_object_stale(personas, cache
     reader = Reader.objects.create(lab=personas.lab_a, code="R1")
     client = bearer(personas.researcher_a)
     get(client, "/api/v1/readers/")
-    one = client.get(f"/api/v1/readers/{reader.pk}/")
+    client.get(f"/api/v1/readers/{reader.pk}/")
     assert get(client, "/api/v1/readers/")[0] == "hit"
     assert client.get(f"/api/v1/readers/{reader.pk}/")["X-Response-Cache"] == "hit"
     write(personas.lab_a)
@@ -127,7 +127,6 @@ def test_every_kind_of_write_makes_the_list_and_the_object_stale(personas, cache
     assert again.get("X-Response-Cache") in ("miss", None)
     if Reader.objects.filter(pk=reader.pk).exists():
         assert again.json()["code"] == Reader.objects.get(pk=reader.pk).code
-        assert again.content != one.content or again.json()["code"] == "R1"
     else:
         assert again.status_code == 404
 
